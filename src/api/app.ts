@@ -1,0 +1,46 @@
+import {Hono} from "hono";
+import {bodyLimit} from "hono/body-limit";
+import type {Runtime} from "../runtime/runtime.js";
+import {ApiError, toOpenAIError} from "./openai/errors.js";
+import {openAIRoutes} from "./openai/routes.js";
+
+export interface AppOptions {
+    runtime: Runtime;
+    maxBodyBytes: number;
+    onError?: (error: unknown) => void;
+}
+
+/** The HTTP API: OpenAI-compatible routes under /v1 plus /health. */
+export function createApp({runtime, maxBodyBytes, onError}: AppOptions) {
+    const app = new Hono();
+
+    app.use("*", bodyLimit({
+        maxSize: maxBodyBytes,
+        onError: () => {
+            throw new ApiError(413, `The request body is larger than the limit of ${maxBodyBytes} bytes.`, "invalid_request_error", null, "request_too_large");
+        }
+    }));
+
+    app.get("/health", (c) => {
+        const health = runtime.health();
+        return c.json(health, health.status === "ready" ? 200 : 503);
+    });
+
+    app.route("/v1", openAIRoutes(runtime));
+
+    app.notFound((c) => {
+        const {status, error} = toOpenAIError(new ApiError(404, `Unknown endpoint: ${c.req.method} ${c.req.path}`, "invalid_request_error", null, "unknown_url"));
+        return c.json({error}, status as 404);
+    });
+
+    app.onError((error, c) => {
+        const mapped = toOpenAIError(error);
+        if (mapped.status >= 500 && mapped.status !== 503)
+            onError?.(error);
+        if (mapped.retryAfter != null)
+            c.header("Retry-After", String(mapped.retryAfter));
+        return c.json({error: mapped.error}, mapped.status as 400);
+    });
+
+    return app;
+}

@@ -1,0 +1,62 @@
+import type {Context} from "hono";
+import type {Runtime} from "../../runtime/runtime.js";
+import type {FinishReason, GenerationRequest, GenerationStream, Timings, Usage} from "../../runtime/types.js";
+import {toOpenAIError} from "./errors.js";
+import {ChunkFormatter, chatCompletionObject, textCompletionObject, type CompletionKind} from "./format.js";
+import {sseResponse} from "./sse.js";
+
+export interface GenerateRouteOptions {
+    kind: CompletionKind;
+    request: GenerationRequest;
+    stream: boolean;
+    includeUsage: boolean;
+    /** Completions with `echo`: the prompt is sent back before the generated text. */
+    echo?: string;
+}
+
+/** Runs one generation for an OpenAI endpoint and answers as JSON or as an SSE stream. */
+export async function respondWithGeneration(c: Context, runtime: Runtime, options: GenerateRouteOptions): Promise<Response> {
+    const signal = c.req.raw.signal;
+    const generation = await runtime.generate(options.request, {signal});
+    if (options.stream)
+        return sseResponse(streamPayloads(generation, options), signal);
+
+    let text = options.echo ?? "";
+    for await (const event of generation) {
+        if (event.type === "delta")
+            text += event.text;
+        else {
+            const build = options.kind === "chat" ? chatCompletionObject : textCompletionObject;
+            return c.json(build(generation, text, event.finishReason, event.usage, event.timings));
+        }
+    }
+    throw new Error("The generation ended without a result");
+}
+
+async function* streamPayloads(generation: GenerationStream, options: GenerateRouteOptions): AsyncGenerator<string, void, void> {
+    const format = new ChunkFormatter(options.kind, generation, options.includeUsage);
+    if (options.kind === "chat")
+        yield format.roleChunk();
+    if (options.echo)
+        yield format.textChunk(options.echo);
+
+    let done: {finishReason: FinishReason; usage: Usage; timings: Timings} | undefined;
+    try {
+        for await (const event of generation) {
+            if (event.type === "delta") {
+                if (event.text.length > 0)
+                    yield format.textChunk(event.text);
+            } else
+                done = event;
+        }
+    } catch (error) {
+        // Headers are out; the error travels in the stream, as OpenAI does.
+        yield JSON.stringify({error: toOpenAIError(error).error});
+        return;
+    }
+    if (done == null)
+        return;
+    yield format.finishChunk(done.finishReason, done.usage, done.timings);
+    if (options.includeUsage)
+        yield format.usageChunk(done.usage);
+}

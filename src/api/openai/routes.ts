@@ -1,0 +1,62 @@
+import {Hono} from "hono";
+import type {Runtime} from "../../runtime/runtime.js";
+import {ApiError} from "./errors.js";
+import {respondWithGeneration} from "./generate-route.js";
+import {chatCompletionBody, chatToGenerationRequest, completionBody, completionToGenerationRequest} from "./schemas.js";
+import {readJsonBody} from "../body.js";
+
+/** `/v1/chat/completions`, `/v1/completions`, `/v1/models`. */
+export function openAIRoutes(runtime: Runtime) {
+    const app = new Hono();
+
+    app.post("/chat/completions", async (c) => {
+        const body = chatCompletionBody.parse(await readJsonBody(c));
+        return respondWithGeneration(c, runtime, {
+            kind: "chat",
+            request: chatToGenerationRequest(body),
+            stream: body.stream === true,
+            includeUsage: body.stream_options?.include_usage === true
+        });
+    });
+
+    app.post("/completions", async (c) => {
+        const body = completionBody.parse(await readJsonBody(c));
+        const request = completionToGenerationRequest(body);
+        return respondWithGeneration(c, runtime, {
+            kind: "completion",
+            request,
+            stream: body.stream === true,
+            includeUsage: body.stream_options?.include_usage === true,
+            echo: body.echo === true && request.input.kind === "completion" ? request.input.prompt : undefined
+        });
+    });
+
+    app.get("/models", (c) => c.json({object: "list", data: runtime.listModels().map(toModelObject)}));
+
+    app.get("/models/:id{.+}", (c) => {
+        const id = c.req.param("id");
+        const model = runtime.listModels().find((entry) => entry.id === id);
+        if (model == null)
+            throw new ApiError(404, `The model '${id}' does not exist`, "invalid_request_error", "model", "model_not_found");
+        return c.json(toModelObject(model));
+    });
+
+    return app;
+}
+
+function toModelObject(model: ReturnType<Runtime["listModels"]>[number]) {
+    return {
+        id: model.id,
+        object: "model",
+        created: model.loadedAt,
+        owned_by: "edge-llm",
+        meta: {
+            architecture: model.architecture,
+            context_length: model.contextSize,
+            train_context_length: model.trainContextSize,
+            parallel: model.parallel,
+            size_bytes: model.fileSizeBytes,
+            chat_template: model.chatTemplate
+        }
+    };
+}

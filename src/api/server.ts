@@ -1,0 +1,52 @@
+import type {AddressInfo} from "node:net";
+import type {Server} from "node:http";
+import {serve} from "@hono/node-server";
+import type {Runtime} from "../runtime/runtime.js";
+import type {Logger} from "../logger.js";
+import {createApp} from "./app.js";
+import {attachWebSocketApi} from "./ws/server.js";
+
+export interface ServerOptions {
+    runtime: Runtime;
+    host: string;
+    port: number;
+    maxBodyBytes: number;
+    maxWsFrameBytes: number;
+    logger?: Logger;
+}
+
+export interface RunningServer {
+    /** Base URL, e.g. http://127.0.0.1:8080 */
+    url: string;
+    port: number;
+    close(): Promise<void>;
+}
+
+/** Starts HTTP (OpenAI routes, /health) and the WebSocket API on one port. */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+    const {runtime, logger} = options;
+    const app = createApp({
+        runtime,
+        maxBodyBytes: options.maxBodyBytes,
+        onError: (error) => logger?.error({err: error}, "request failed")
+    });
+
+    const server = await new Promise<Server>((resolve, reject) => {
+        const created = serve({fetch: app.fetch, hostname: options.host, port: options.port}, () => resolve(created as Server));
+        (created as Server).once("error", reject);
+    });
+    server.on("error", (error) => logger?.error({err: error}, "server error"));
+    const ws = attachWebSocketApi(server, runtime, {maxFrameBytes: options.maxWsFrameBytes, logger});
+
+    const address = server.address() as AddressInfo;
+    const hostForUrl = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    return {
+        url: `http://${hostForUrl}:${address.port}`,
+        port: address.port,
+        async close() {
+            await ws.close();
+            server.closeAllConnections?.();
+            await new Promise<void>((resolve) => server.close(() => resolve()));
+        }
+    };
+}

@@ -1,0 +1,95 @@
+import path from "node:path";
+import {stat} from "node:fs/promises";
+import {getLlama, type Llama, LlamaLogLevel} from "node-llama-cpp";
+import type {Backend, BackendModel, LoadModelOptions} from "../backend.js";
+import {chooseThreads} from "./threads.js";
+import {GrammarCache} from "./constraint.js";
+import {LlamaCppModel} from "./model.js";
+import {assertReadableGguf} from "../../models/gguf-check.js";
+
+/** Context per sequence when neither the user nor the model says otherwise. */
+const DEFAULT_MAX_CONTEXT_SIZE = 2048;
+
+export interface LlamaCppBackendOptions {
+    /** "auto" picks Metal, CUDA or Vulkan when present, else CPU; false forces CPU. */
+    gpu?: "auto" | false;
+    logger?: (level: "debug" | "info" | "warn" | "error", message: string) => void;
+}
+
+/** llama.cpp through node-llama-cpp's prebuilt (or locally built) binaries. */
+export class LlamaCppBackend implements Backend {
+    readonly name = "llama.cpp";
+
+    private constructor(readonly llama: Llama, private readonly grammars: GrammarCache) {}
+
+    static async create(options: LlamaCppBackendOptions = {}) {
+        const log = options.logger;
+        const llama = await getLlama({
+            gpu: options.gpu ?? "auto",
+            // Never compile at run time from a request path; the prebuilt binaries cover the platforms we ship for.
+            build: "never",
+            logLevel: LlamaLogLevel.warn,
+            logger: log == null ? undefined : (level, message) => {
+                const text = message.trimEnd();
+                if (text.length === 0) return;
+                log(level === LlamaLogLevel.error || level === LlamaLogLevel.fatal ? "error" : level === LlamaLogLevel.warn ? "warn" : "debug", text);
+            }
+        });
+        return new LlamaCppBackend(llama, new GrammarCache(llama));
+    }
+
+    get accelerator(): string {
+        return this.llama.gpu === false ? "cpu" : this.llama.gpu;
+    }
+
+    async loadModel(options: LoadModelOptions): Promise<BackendModel> {
+        await assertReadableGguf(options.path);
+        const fileSizeBytes = (await stat(options.path)).size;
+        const onGpu = this.llama.gpu !== false;
+        const threads = chooseThreads({
+            requested: options.threads,
+            mathCores: this.llama.cpuMathCores,
+            modelSizeBytes: fileSizeBytes,
+            onGpu
+        });
+        // Contexts are capped at the thread count they were created with; the live limit
+        // (`llama.maxThreads`) is what the power governor lowers later.
+        this.llama.maxThreads = threads.threads;
+
+        const model = await this.llama.loadModel({modelPath: options.path, loadSignal: options.signal});
+        try {
+            const contextSize = options.contextSize ?? Math.min(model.trainContextSize, DEFAULT_MAX_CONTEXT_SIZE);
+            const context = await model.createContext({
+                contextSize,
+                sequences: options.parallel,
+                threads: {ideal: threads.threads, min: 1},
+                createSignal: options.signal
+            });
+            const architecture = model.fileInfo.metadata?.general?.architecture ?? "unknown";
+            const description = {
+                id: options.id,
+                path: path.resolve(options.path),
+                architecture: String(architecture),
+                contextSize: context.contextSize,
+                trainContextSize: model.trainContextSize,
+                parallel: context.totalSequences,
+                threads: threads.threads,
+                threadsReason: threads.reason,
+                accelerator: this.accelerator,
+                fileSizeBytes,
+                chatTemplate: "",
+                loadedAt: Math.floor(Date.now() / 1000)
+            };
+            const loaded = new LlamaCppModel(description, model, context, this.grammars);
+            description.chatTemplate = loaded.chatTemplateName;
+            return loaded;
+        } catch (error) {
+            await model.dispose();
+            throw error;
+        }
+    }
+
+    async dispose() {
+        await this.llama.dispose();
+    }
+}

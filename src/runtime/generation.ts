@@ -1,0 +1,156 @@
+import {randomUUID} from "node:crypto";
+import type {BackendModel, BackendSequence, OutputConstraint, RenderedPrompt} from "../backends/backend.js";
+import {StopSequenceScanner} from "./stop-sequences.js";
+import type {FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Timings} from "./types.js";
+
+export interface GenerationSetup {
+    request: GenerationRequest;
+    model: BackendModel;
+    sequence: BackendSequence;
+    prompt: RenderedPrompt;
+    constraint?: OutputConstraint;
+    /** Most tokens this generation may produce (request limit and room left in the context). */
+    tokenLimit: number;
+    receivedAt: number;
+    acquiredAt: number;
+    signal?: AbortSignal;
+    /** Gives the sequence back; called exactly once. */
+    release(): void;
+}
+
+/**
+ * One request running on one sequence: evaluates the prompt, turns tokens into text, cuts at
+ * stop strings and limits, and reports usage and timings. Iterate it once; breaking out of
+ * the iteration (or the signal aborting) stops decoding and frees the sequence.
+ */
+export class Generation implements GenerationStream {
+    readonly id = randomUUID().replaceAll("-", "");
+    readonly created = Math.floor(Date.now() / 1000);
+    private started = false;
+    private released = false;
+    private readonly onAbortBeforeStart = () => {
+        if (!this.started) this.release();
+    };
+
+    constructor(private readonly setup: GenerationSetup) {
+        // A client that leaves before reading anything must not keep the sequence.
+        setup.signal?.addEventListener("abort", this.onAbortBeforeStart, {once: true});
+    }
+
+    get model() {
+        return this.setup.model.description.id;
+    }
+
+    get promptTokens() {
+        return this.setup.prompt.tokens.length;
+    }
+
+    [Symbol.asyncIterator](): AsyncIterator<GenerationEvent> {
+        if (this.started)
+            throw new Error("A generation stream can be iterated only once");
+        this.started = true;
+        this.setup.signal?.removeEventListener("abort", this.onAbortBeforeStart);
+        if (this.released)
+            return (async function* (): AsyncGenerator<GenerationEvent> {})();
+        return this.run();
+    }
+
+    private async *run(): AsyncGenerator<GenerationEvent> {
+        const {request, model, sequence, prompt, constraint, tokenLimit, signal} = this.setup;
+        const scanner = new StopSequenceScanner(
+            [...request.stop, ...prompt.stopStrings, ...(constraint?.stopStrings ?? [])],
+            constraint?.trimTrailingWhitespace ?? false
+        );
+        const detokenizer = model.createDetokenizer();
+        const tokens = sequence.generate(prompt.tokens, {sampling: request.sampling, constraint});
+
+        let generated = 0;
+        let unreportedTokens = 0;
+        let reused = 0;
+        let firstTokenAt = 0;
+        let finishReason: FinishReason = "stop";
+        let stoppedByString = false;
+        try {
+            for await (const {token, reusedPromptTokens} of tokens) {
+                if (generated === 0) {
+                    firstTokenAt = performance.now();
+                    reused = reusedPromptTokens ?? 0;
+                }
+                generated++;
+                unreportedTokens++;
+                if (signal?.aborted) {
+                    finishReason = "cancelled";
+                    break;
+                }
+                const piece = detokenizer.push(token);
+                if (piece.length > 0) {
+                    const {text, stopped} = scanner.push(piece);
+                    if (text.length > 0) {
+                        yield {type: "delta", text, tokens: unreportedTokens};
+                        unreportedTokens = 0;
+                    }
+                    if (stopped) {
+                        stoppedByString = true;
+                        break;
+                    }
+                }
+                if (generated >= tokenLimit) {
+                    finishReason = "length";
+                    break;
+                }
+            }
+            if (signal?.aborted)
+                finishReason = "cancelled";
+
+            if (!stoppedByString && finishReason !== "cancelled") {
+                const {text, stopped} = scanner.push(detokenizer.flush());
+                const rest = stopped ? text : text + scanner.finish();
+                if (stopped) finishReason = "stop";
+                if (rest.length > 0 || unreportedTokens > 0)
+                    yield {type: "delta", text: rest, tokens: unreportedTokens};
+            }
+            yield {
+                type: "done",
+                finishReason,
+                usage: {
+                    promptTokens: prompt.tokens.length,
+                    completionTokens: generated,
+                    totalTokens: prompt.tokens.length + generated,
+                    cachedPromptTokens: reused
+                },
+                timings: this.timings(generated, reused, firstTokenAt)
+            };
+        } finally {
+            await tokens.return();
+            this.release();
+        }
+    }
+
+    private timings(generated: number, reused: number, firstTokenAt: number): Timings {
+        const {receivedAt, acquiredAt, prompt} = this.setup;
+        const end = performance.now();
+        const first = firstTokenAt || end;
+        const promptMs = first - acquiredAt;
+        const generationMs = end - first;
+        const evaluatedPrompt = prompt.tokens.length - reused;
+        return {
+            queuedMs: round(acquiredAt - receivedAt),
+            timeToFirstTokenMs: round(first - receivedAt),
+            promptMs: round(promptMs),
+            generationMs: round(generationMs),
+            promptTokensPerSecond: promptMs > 0 ? round(evaluatedPrompt / (promptMs / 1000)) : 0,
+            // The first token comes out of the prompt pass; the rest were decoded one by one.
+            generationTokensPerSecond: generationMs > 0 && generated > 1 ? round((generated - 1) / (generationMs / 1000)) : 0
+        };
+    }
+
+    private release() {
+        if (this.released) return;
+        this.released = true;
+        this.setup.release();
+    }
+}
+
+function round(value: number) {
+    return Math.round(value * 100) / 100;
+}

@@ -1,0 +1,94 @@
+/**
+ * The one contract between transports (HTTP/SSE, WebSocket, CLI) and the engine.
+ * A transport builds a `GenerationRequest`, calls `Runtime.generate()` and encodes the
+ * `GenerationEvent`s it gets back. Nothing here knows about HTTP, sockets or terminals.
+ */
+
+export type ChatRole = "system" | "developer" | "user" | "assistant" | "tool";
+
+export interface ChatMessage {
+    role: ChatRole;
+    content: string;
+}
+
+export type GenerationInput =
+    | {kind: "chat"; messages: ChatMessage[]}
+    | {kind: "completion"; prompt: string};
+
+/** Structured-output constraint, enforced by a grammar during sampling. */
+export type ResponseConstraint =
+    | {type: "json_object"}
+    | {type: "json_schema"; schema: Record<string, unknown>; name?: string};
+
+export interface SamplingOptions {
+    /** 0 = greedy. Default 1 (OpenAI's default). */
+    temperature: number;
+    topP?: number;
+    topK?: number;
+    minP?: number;
+    /** Fixes the sampler's random stream; the same seed and input give the same output. */
+    seed?: number;
+    presencePenalty?: number;
+    frequencyPenalty?: number;
+    /** llama.cpp-style multiplicative repeat penalty (1 = off). */
+    repeatPenalty?: number;
+    /** How many recent tokens the penalties look at. Default 64. */
+    penaltyLastN?: number;
+}
+
+export interface GenerationRequest {
+    /** Model id as the client named it; `undefined` means the default model. */
+    model?: string;
+    input: GenerationInput;
+    sampling: SamplingOptions;
+    /** Upper bound on generated tokens; `undefined` means until the context is full. */
+    maxTokens?: number;
+    /** Generation ends before any of these strings; they are never emitted. */
+    stop: string[];
+    responseFormat?: ResponseConstraint;
+}
+
+export type FinishReason = "stop" | "length" | "cancelled" | "error";
+
+export interface Usage {
+    promptTokens: number;
+    completionTokens: number;
+    totalTokens: number;
+    /** Prompt tokens served from KV already in the sequence (prefix reuse). */
+    cachedPromptTokens: number;
+}
+
+export interface Timings {
+    /** Time spent waiting for a free sequence slot. */
+    queuedMs: number;
+    /** From the request entering the runtime to the first generated token. */
+    timeToFirstTokenMs: number;
+    promptMs: number;
+    generationMs: number;
+    promptTokensPerSecond: number;
+    generationTokensPerSecond: number;
+}
+
+export type GenerationEvent =
+    | {type: "delta"; text: string; tokens: number}
+    | {type: "done"; finishReason: FinishReason; usage: Usage; timings: Timings};
+
+/**
+ * What `Runtime.generate()` resolves to once the request is validated and holds a sequence.
+ * Iterate it for events; an error mid-generation is thrown from the iterator.
+ * States of a request, drawn once:
+ *
+ *   queued ──► prefilling ──► generating ──► done (stop | length)
+ *      │            │              │
+ *      └────────────┴──────────────┴──► done (cancelled) | thrown error
+ *
+ * Rejections of `generate()` itself (bad input, queue full, prompt too long) happen before
+ * any event, so transports can still answer with a proper status code.
+ */
+export interface GenerationStream extends AsyncIterable<GenerationEvent> {
+    readonly id: string;
+    readonly model: string;
+    /** Unix seconds. */
+    readonly created: number;
+    readonly promptTokens: number;
+}

@@ -1,0 +1,42 @@
+import {LlamaCppBackend} from "../../src/backends/llama-cpp/backend.js";
+import {Runtime, type RuntimeOptions} from "../../src/runtime/runtime.js";
+import {startServer, type RunningServer} from "../../src/api/server.js";
+import {testModelPath} from "./model.js";
+
+export interface TestServer extends RunningServer {
+    runtime: Runtime;
+    modelId: string;
+    /** Stops the server and frees the model. */
+    stop(): Promise<void>;
+}
+
+export interface TestServerOptions extends RuntimeOptions {
+    parallel?: number;
+    contextSize?: number;
+    maxBodyBytes?: number;
+    maxWsFrameBytes?: number;
+}
+
+/** The real server on a free loopback port, serving the real test model. */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+    const backend = await LlamaCppBackend.create({gpu: false});
+    const runtime = new Runtime(backend, {maxQueued: options.maxQueued});
+    const modelId = "stories260K";
+    await runtime.load({path: testModelPath, id: modelId, parallel: options.parallel ?? 2, contextSize: options.contextSize ?? 512});
+    const server = await startServer({
+        runtime,
+        host: "127.0.0.1",
+        port: 0,
+        maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
+        maxWsFrameBytes: options.maxWsFrameBytes ?? 256 * 1024
+    });
+    return {
+        ...server,
+        runtime,
+        modelId,
+        async stop() {
+            await server.close();
+            await runtime.dispose();
+        }
+    };
+}
