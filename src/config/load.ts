@@ -63,7 +63,10 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
     } catch (error) {
         throw new SettingsError(`Cannot load config file ${file}: ${(error as Error).message}`);
     }
-    const config = loaded.default;
+    let config = loaded.default;
+    // A .ts file outside an ESM package is loaded as CommonJS: its default export sits one level down.
+    if (config != null && typeof config === "object" && "default" in config)
+        config = (config as {default: unknown}).default;
     if (config == null || typeof config !== "object")
         throw new SettingsError(`Config file ${file} must export a settings object as default (export default defineConfig({...}))`);
     return config as SettingsInput as Record<string, unknown>;

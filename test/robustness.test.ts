@@ -1,0 +1,172 @@
+import {afterAll, beforeAll, describe, expect, it} from "vitest";
+import OpenAI from "openai";
+import {startTestServer, type TestServer} from "./helpers/server.js";
+import {LlamaCppBackend} from "../src/backends/llama-cpp/backend.js";
+import {Runtime} from "../src/runtime/runtime.js";
+import {startServer} from "../src/api/server.js";
+
+let server: TestServer;
+
+beforeAll(async () => {
+    // One sequence and a queue of one make overload easy to reach; 2048 tokens of context make
+    // a long answer take over a second on the test model.
+    server = await startTestServer({parallel: 1, maxQueued: 1, contextSize: 2048, maxBodyBytes: 64 * 1024});
+});
+afterAll(() => server?.stop());
+
+async function post(path: string, body: string | object, headers: Record<string, string> = {}) {
+    const response = await fetch(`${server.url}${path}`, {
+        method: "POST",
+        headers: {"content-type": "application/json", ...headers},
+        body: typeof body === "string" ? body : JSON.stringify(body)
+    });
+    return {status: response.status, headers: response.headers, body: await response.json() as {error: Record<string, unknown>}};
+}
+
+function expectOpenAIError(body: {error: Record<string, unknown>}) {
+    expect(Object.keys(body.error).sort()).toEqual(["code", "message", "param", "type"]);
+    expect(typeof body.error.message).toBe("string");
+}
+
+const chat = (extra: object = {}) => ({model: "stories260K", messages: [{role: "user", content: "Hi"}], max_tokens: 4, ...extra});
+
+async function waitForFreeSlots(timeoutMs = 2000) {
+    const start = performance.now();
+    while (performance.now() - start < timeoutMs) {
+        const slots = server.runtime.health().slots!;
+        if (slots.free === slots.total && slots.queued === 0)
+            return performance.now() - start;
+        await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    throw new Error("sequences were not freed");
+}
+
+describe("bad input gets an OpenAI error with the right status", () => {
+    const cases: [string, string | object, number, string | null][] = [
+        ["malformed JSON", "{\"model\": ", 400, null],
+        ["empty body", "", 400, null],
+        ["a JSON array", "[]", 400, null],
+        ["missing messages", {model: "stories260K"}, 400, "messages"],
+        ["empty messages", chat({messages: []}), 400, "messages"],
+        ["unknown role", chat({messages: [{role: "wizard", content: "x"}]}), 400, "messages[0].role"],
+        ["temperature out of range", chat({temperature: 9}), 400, "temperature"],
+        ["max_tokens zero", chat({max_tokens: 0}), 400, "max_tokens"],
+        ["max_tokens not an integer", chat({max_tokens: 1.5}), 400, "max_tokens"],
+        ["stop of the wrong type", chat({stop: 42}), 400, "stop"],
+        ["n > 1", chat({n: 2}), 400, "n"],
+        ["image content", chat({messages: [{role: "user", content: [{type: "image_url", image_url: {url: "x"}}]}]}), 400, "messages[0].content[0]"],
+        ["bad response_format", chat({response_format: {type: "xml"}}), 400, "response_format.type"],
+        ["unknown model", chat({model: "gpt-4o"}), 404, "model"]
+    ];
+    it.each(cases)("%s", async (_name, body, status, param) => {
+        const response = await post("/v1/chat/completions", body);
+        expect(response.status).toBe(status);
+        expectOpenAIError(response.body);
+        expect(response.body.error.param).toBe(param);
+    });
+
+    it("a body over the size limit is a 413", async () => {
+        const response = await post("/v1/chat/completions", chat({messages: [{role: "user", content: "x".repeat(100_000)}]}));
+        expect(response.status).toBe(413);
+        expectOpenAIError(response.body);
+    });
+
+    it("a prompt longer than the context is a 400 that gives the token counts", async () => {
+        const prompt = "Once upon a time there was a cat. ".repeat(300);
+        const tokens = server.runtime.countTokens(prompt);
+        const response = await post("/v1/completions", {model: "stories260K", prompt});
+        expect(response.status).toBe(400);
+        expect(response.body.error.code).toBe("context_length_exceeded");
+        expect(response.body.error.message).toContain("2048");
+        expect(response.body.error.message).toContain(String(tokens + 1));
+    });
+
+    it("an unknown path is a 404 in the same format", async () => {
+        const response = await post("/v1/nope", {});
+        expect(response.status).toBe(404);
+        expectOpenAIError(response.body);
+    });
+});
+
+describe("concurrency, overload and disconnects", () => {
+    const long = {model: "stories260K", prompt: "Once upon a time", max_tokens: 2000, temperature: 0};
+
+    it("a full queue answers 429 with Retry-After; admitted requests complete", async () => {
+        const running = post("/v1/completions", long);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const queued = post("/v1/completions", {...long, max_tokens: 5});
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const refused = await post("/v1/completions", {...long, max_tokens: 5});
+        expect(refused.status).toBe(429);
+        expect(refused.headers.get("retry-after")).toMatch(/^\d+$/);
+        expectOpenAIError(refused.body);
+        expect(refused.body.error.type).toBe("rate_limit_error");
+        expect((await running).status).toBe(200);
+        expect((await queued).status).toBe(200);
+    });
+
+    it("a client that disconnects mid-stream frees its sequence at once", async () => {
+        const controller = new AbortController();
+        const response = await fetch(`${server.url}/v1/completions`, {
+            method: "POST", body: JSON.stringify({...long, stream: true}), signal: controller.signal
+        });
+        const reader = response.body!.getReader();
+        await reader.read();
+        await reader.read();
+        expect(server.runtime.health().slots!.running).toBe(1);
+        controller.abort();
+        // 2000 tokens take well over a second here; being free within ~0.2 s proves decoding stopped.
+        expect(await waitForFreeSlots(1000)).toBeLessThan(250);
+        const next = await post("/v1/completions", {...long, max_tokens: 3});
+        expect(next.status).toBe(200);
+    });
+
+    it("a client that leaves while queued never takes a sequence", async () => {
+        const running = post("/v1/completions", {...long, max_tokens: 500});
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        const controller = new AbortController();
+        const queued = fetch(`${server.url}/v1/completions`, {method: "POST", body: JSON.stringify(long), signal: controller.signal}).catch((error) => error);
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        expect(server.runtime.health().slots!.queued).toBe(1);
+        controller.abort();
+        await queued;
+        await new Promise((resolve) => setTimeout(resolve, 30));
+        expect(server.runtime.health().slots!.queued).toBe(0);
+        expect((await running).status).toBe(200);
+        await waitForFreeSlots();
+    });
+
+    it("bad requests in the middle of a stream do not disturb it", async () => {
+        const client = new OpenAI({baseURL: `${server.url}/v1`, apiKey: "x", maxRetries: 0});
+        const request = {model: "stories260K", prompt: "Once upon a time", max_tokens: 300, temperature: 0};
+        const expected = (await client.completions.create(request)).choices[0]!.text;
+
+        const stream = await client.completions.create({...request, stream: true});
+        let text = "";
+        let disturbed = 0;
+        for await (const chunk of stream) {
+            text += chunk.choices[0]?.text ?? "";
+            if (disturbed++ < 5)
+                expect((await post("/v1/completions", "{{{")).status).toBe(400);
+        }
+        expect(text).toBe(expected);
+    });
+});
+
+describe("before the model is loaded", () => {
+    it("answers 503 with Retry-After and /health says loading", async () => {
+        const runtime = new Runtime(await LlamaCppBackend.create({gpu: false}));
+        const loading = await startServer({runtime, host: "127.0.0.1", port: 0, maxBodyBytes: 1024 * 1024, maxWsFrameBytes: 1024 * 1024});
+        try {
+            const response = await fetch(`${loading.url}/v1/chat/completions`, {method: "POST", body: JSON.stringify(chat())});
+            expect(response.status).toBe(503);
+            expect(response.headers.get("retry-after")).not.toBeNull();
+            expectOpenAIError(await response.json());
+            const health = await fetch(`${loading.url}/health`);
+            expect(health.status).toBe(503);
+        } finally {
+            await loading.close();
+            await runtime.dispose();
+        }
+    });
+});
