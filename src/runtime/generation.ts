@@ -1,6 +1,7 @@
 import {randomUUID} from "node:crypto";
 import type {BackendModel, BackendSequence, OutputConstraint, RenderedPrompt} from "../backends/backend.js";
 import {StopSequenceScanner} from "./stop-sequences.js";
+import {readAhead} from "./read-ahead.js";
 import type {FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Timings} from "./types.js";
 
 export interface GenerationSetup {
@@ -62,7 +63,7 @@ export class Generation implements GenerationStream {
             constraint?.trimTrailingWhitespace ?? false
         );
         const detokenizer = model.createDetokenizer();
-        const tokens = sequence.generate(prompt.tokens, {sampling: request.sampling, constraint});
+        const tokens = readAhead(sequence.generate(prompt.tokens, {sampling: request.sampling, constraint}));
 
         let generated = 0;
         let unreportedTokens = 0;
