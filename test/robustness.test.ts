@@ -56,6 +56,7 @@ describe("bad input gets an OpenAI error with the right status", () => {
         ["n > 1", chat({n: 2}), 400, "n"],
         ["image content", chat({messages: [{role: "user", content: [{type: "image_url", image_url: {url: "x"}}]}]}), 400, "messages[0].content[0]"],
         ["bad response_format", chat({response_format: {type: "xml"}}), 400, "response_format.type"],
+        ["a schema keyword no grammar can enforce", chat({response_format: {type: "json_schema", json_schema: {name: "x", schema: {type: "string", pattern: "^a$"}}}}), 400, "response_format"],
         ["unknown model", chat({model: "gpt-4o"}), 404, "model"]
     ];
     it.each(cases)("%s", async (_name, body, status, param) => {

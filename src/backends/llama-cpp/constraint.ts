@@ -2,6 +2,7 @@ import type {Llama, LlamaGrammar} from "node-llama-cpp";
 import type {OutputConstraint} from "../backend.js";
 import type {ResponseConstraint} from "../../runtime/types.js";
 import {InvalidRequestError} from "../../runtime/errors.js";
+import {toGrammarSchema} from "./json-schema.js";
 
 /** A GBNF grammar that output must follow, built from an OpenAI `response_format`. */
 export class LlamaOutputConstraint implements OutputConstraint {
@@ -40,8 +41,9 @@ export class GrammarCache {
     private async compile(constraint: ResponseConstraint) {
         if (constraint.type === "json_object")
             return new LlamaOutputConstraint(await this.llama.getGrammarFor("json"));
+        const schema = toGrammarSchema(constraint.schema);
         try {
-            return new LlamaOutputConstraint(await this.llama.createGrammarForJsonSchema(constraint.schema as never));
+            return new LlamaOutputConstraint(await this.llama.createGrammarForJsonSchema(schema as never));
         } catch (error) {
             throw new InvalidRequestError(
                 `response_format.json_schema.schema is not supported: ${(error as Error).message}`,
