@@ -162,7 +162,7 @@ describe("before the model is loaded", () => {
             const response = await fetch(`${loading.url}/v1/chat/completions`, {method: "POST", body: JSON.stringify(chat())});
             expect(response.status).toBe(503);
             expect(response.headers.get("retry-after")).not.toBeNull();
-            expectOpenAIError(await response.json());
+            expectOpenAIError(await response.json() as {error: Record<string, unknown>});
             const health = await fetch(`${loading.url}/health`);
             expect(health.status).toBe(503);
         } finally {
