@@ -20,6 +20,9 @@ export type ResponseConstraint =
     | {type: "json_object"}
     | {type: "json_schema"; schema: Record<string, unknown>; name?: string};
 
+/** Sampling temperature when a request gives none (llama-server and Ollama use 0.8 too). */
+export const DEFAULT_TEMPERATURE = 0.8;
+
 export interface SamplingOptions {
     /** 0 = greedy. Default 1 (OpenAI's default). */
     temperature: number;

@@ -1,5 +1,5 @@
 import {z} from "zod";
-import type {ChatMessage, GenerationRequest, ResponseConstraint, SamplingOptions} from "../../runtime/types.js";
+import {DEFAULT_TEMPERATURE, type ChatMessage, type GenerationRequest, type ResponseConstraint, type SamplingOptions} from "../../runtime/types.js";
 
 /**
  * Request bodies of the OpenAI API, as far as edge-llm implements them. Unknown fields are
@@ -7,8 +7,6 @@ import type {ChatMessage, GenerationRequest, ResponseConstraint, SamplingOptions
  * rejected with the field named in `param`, never silently dropped.
  */
 
-/** Sampling temperature when the request gives none (llama-server and Ollama use 0.8 too). */
-export const DEFAULT_TEMPERATURE = 0.8;
 /** OpenAI's default for the legacy completions endpoint. */
 export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
 const MAX_STOP_STRINGS = 16;

@@ -7,6 +7,9 @@ import {GrammarCache} from "./constraint.js";
 import {LlamaCppModel} from "./model.js";
 import {assertReadableGguf} from "../../models/gguf-check.js";
 
+/** llama.cpp warnings about GGUF metadata quirks that change nothing for the user. */
+const NOISE = /bad special token|special_eos_id is not in special_eog_ids|control token: .* is not marked as EOG/;
+
 /** Context per sequence when neither the user nor the model says otherwise. */
 const DEFAULT_MAX_CONTEXT_SIZE = 2048;
 
@@ -32,7 +35,8 @@ export class LlamaCppBackend implements Backend {
             logger: log == null ? undefined : (level, message) => {
                 const text = message.trimEnd();
                 if (text.length === 0) return;
-                log(level === LlamaLogLevel.error || level === LlamaLogLevel.fatal ? "error" : level === LlamaLogLevel.warn ? "warn" : "debug", text);
+                const severity = level === LlamaLogLevel.error || level === LlamaLogLevel.fatal ? "error" : level === LlamaLogLevel.warn ? "warn" : "debug";
+                log(severity === "warn" && NOISE.test(text) ? "debug" : severity, text);
             }
         });
         return new LlamaCppBackend(llama, new GrammarCache(llama));

@@ -1,0 +1,149 @@
+import path from "node:path";
+import type {Command} from "commander";
+import {startServer} from "../api/server.js";
+import type {LoadModelOptions} from "../backends/backend.js";
+import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
+import {loadSettings} from "../config/load.js";
+import type {Settings} from "../config/schema.js";
+import {createLogger, type Logger} from "../logger.js";
+import {resolveModel} from "../models/default-model.js";
+import {Runtime} from "../runtime/runtime.js";
+
+interface ServeFlags {
+    model?: string;
+    host?: string;
+    port?: string;
+    threads?: string;
+    parallel?: string;
+    ctxSize?: string;
+    alias?: string;
+    modelsDir?: string;
+    gpu?: string;
+    config?: string;
+    logLevel?: string;
+}
+
+/** Seconds a clean shutdown may take before the process exits anyway. */
+const SHUTDOWN_GRACE_SECONDS = 10;
+
+export function registerServe(program: Command) {
+    program.command("serve")
+        .description("serve a GGUF model over the OpenAI-compatible HTTP API and the WebSocket API")
+        .option("-m, --model <path>", "GGUF model file (default: the first *.gguf in the models folder, else the catalog's default is downloaded)")
+        .option("--host <host>", "address to listen on (default 127.0.0.1)")
+        .option("-p, --port <port>", "port to listen on; 0 picks a free one (default 8080)")
+        .option("-t, --threads <n>", "CPU threads for decoding (default: chosen for this machine and model)")
+        .option("--parallel <n>", "requests decoded side by side (default 4)")
+        .option("-c, --ctx-size <tokens>", "context tokens per sequence (default: the model's, at most 2048)")
+        .option("--alias <name>", "model name clients use (default: the file name without .gguf)")
+        .option("--models-dir <dir>", "folder of models (default ./models)")
+        .option("--gpu <mode>", "auto (Metal, CUDA or Vulkan when present) or cpu")
+        .option("--config <file>", "config file (default ./hono.config.ts)")
+        .option("--log-level <level>", "trace, debug, info, warn, error or silent")
+        .action((flags: ServeFlags) => serve(flags));
+}
+
+async function serve(flags: ServeFlags) {
+    const settings = await loadSettings({
+        configFile: flags.config,
+        flags: {
+            model: flags.model, host: flags.host, port: flags.port, threads: flags.threads, parallel: flags.parallel,
+            ctxSize: flags.ctxSize, modelAlias: flags.alias, modelsDir: flags.modelsDir, gpu: flags.gpu, logLevel: flags.logLevel
+        }
+    });
+    const logger = createLogger(settings.logLevel);
+    const model = await resolveModel({
+        model: settings.model,
+        modelsDir: settings.modelsDir,
+        downloadTimeoutSeconds: settings.downloadTimeoutSeconds,
+        log: (message) => logger.info(message)
+    });
+
+    const runtime = await createRuntime(settings, logger);
+    // Listen before loading, so health checks see "loading" (503) instead of a refused connection.
+    const server = await startServer({
+        runtime,
+        host: settings.host,
+        port: settings.port,
+        maxBodyBytes: settings.maxBodyBytes,
+        maxWsFrameBytes: settings.maxWsFrameBytes,
+        logger
+    });
+    logger.info({url: server.url, model: model.path}, `listening on ${server.url}, loading ${model.path}`);
+
+    const loadController = new AbortController();
+    const loading = runtime.load(modelLoadOptions(settings, model.path, loadController.signal));
+    let shuttingDown = false;
+    const shutdown = (signal: NodeJS.Signals) => {
+        if (shuttingDown) {
+            logger.warn(`${signal} again: exiting without waiting`);
+            process.exit(1);
+        }
+        shuttingDown = true;
+        logger.info(`${signal}: shutting down`);
+        loadController.abort();
+        setTimeout(() => {
+            logger.error(`shutdown took longer than ${SHUTDOWN_GRACE_SECONDS} s; exiting`);
+            process.exit(1);
+        }, SHUTDOWN_GRACE_SECONDS * 1000).unref();
+        void (async () => {
+            await server.close();
+            await loading.catch(() => {});
+            await runtime.dispose();
+        })().then(
+            () => process.exit(0),
+            (error: unknown) => {
+                logger.error(`shutdown failed: ${(error as Error).message}`);
+                process.exit(1);
+            }
+        );
+    };
+    process.on("SIGINT", shutdown);
+    process.on("SIGTERM", shutdown);
+
+    let description;
+    try {
+        description = await loading;
+    } catch (error) {
+        if (shuttingDown) return;
+        logger.error({model: model.path}, `Cannot load model ${model.path}: ${(error as Error).message}`);
+        await server.close().catch(() => {});
+        await runtime.dispose().catch(() => {});
+        process.exit(1);
+    }
+    if (shuttingDown) return;
+    logger.info(
+        {
+            url: server.url,
+            model: description.id,
+            path: description.path,
+            threads: description.threads,
+            threadsReason: description.threadsReason,
+            ctx: description.contextSize,
+            parallel: description.parallel,
+            accelerator: description.accelerator
+        },
+        `ready: ${description.id} at ${server.url} — threads ${description.threads} (${description.threadsReason}), ` +
+        `ctx ${description.contextSize}, parallel ${description.parallel}, ${description.accelerator}`
+    );
+}
+
+/** A runtime on the llama.cpp backend with its native logs routed through `logger`. Shared with `chat`. */
+export async function createRuntime(settings: Settings, logger: Logger): Promise<Runtime> {
+    const backend = await LlamaCppBackend.create({
+        gpu: settings.gpu === "cpu" ? false : "auto",
+        logger: (level, message) => logger[level](message)
+    });
+    return new Runtime(backend, {maxQueued: settings.maxQueued});
+}
+
+export function modelLoadOptions(settings: Settings, modelPath: string, signal?: AbortSignal): LoadModelOptions {
+    return {
+        path: modelPath,
+        id: settings.modelAlias ?? path.basename(modelPath).replace(/\.gguf$/i, ""),
+        parallel: settings.parallel,
+        contextSize: settings.ctxSize,
+        threads: settings.threads,
+        signal
+    };
+}
