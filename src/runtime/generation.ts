@@ -35,7 +35,10 @@ export class Generation implements GenerationStream {
 
     constructor(private readonly setup: GenerationSetup) {
         // A client that leaves before reading anything must not keep the sequence.
-        setup.signal?.addEventListener("abort", this.onAbortBeforeStart, {once: true});
+        if (setup.signal?.aborted)
+            this.release();
+        else
+            setup.signal?.addEventListener("abort", this.onAbortBeforeStart, {once: true});
     }
 
     get model() {
@@ -73,16 +76,17 @@ export class Generation implements GenerationStream {
         let stoppedByString = false;
         try {
             for await (const {token, reusedPromptTokens} of tokens) {
-                if (generated === 0) {
+                if (reusedPromptTokens != null) {
                     firstTokenAt = performance.now();
-                    reused = reusedPromptTokens ?? 0;
+                    reused = reusedPromptTokens;
                 }
-                generated++;
-                unreportedTokens++;
+                // A token decoded after the client cancelled is never sent, so it is not counted either.
                 if (signal?.aborted) {
                     finishReason = "cancelled";
                     break;
                 }
+                generated++;
+                unreportedTokens++;
                 const piece = detokenizer.push(token);
                 if (piece.length > 0) {
                     const {text, stopped} = scanner.push(piece);

@@ -16,10 +16,9 @@ export interface GenerateRouteOptions {
 
 /** Runs one generation for an OpenAI endpoint and answers as JSON or as an SSE stream. */
 export async function respondWithGeneration(c: Context, runtime: Runtime, options: GenerateRouteOptions): Promise<Response> {
-    const signal = c.req.raw.signal;
-    const generation = await runtime.generate(options.request, {signal});
+    const generation = await runtime.generate(options.request, {signal: c.req.raw.signal});
     if (options.stream)
-        return sseResponse(streamPayloads(generation, options), signal);
+        return sseResponse(c, streamPayloads(generation, options));
 
     let text = options.echo ?? "";
     for await (const event of generation) {

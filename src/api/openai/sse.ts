@@ -1,4 +1,7 @@
-const encoder = new TextEncoder();
+import type {ServerResponse} from "node:http";
+import type {Context} from "hono";
+import {RESPONSE_ALREADY_SENT} from "@hono/node-server/utils/response";
+import {FlushScheduler} from "../flush-scheduler.js";
 
 const SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -7,31 +10,92 @@ const SSE_HEADERS = {
     "X-Accel-Buffering": "no"
 };
 
+/** Events written within this many ms of the last write share one write. */
+const COALESCE_MS = 4;
+/** A stream stops pulling tokens while more than this many bytes wait for a slow client. */
+const MAX_BUFFERED_BYTES = 1024 * 1024;
+
 /**
- * An SSE response whose `data:` payloads come from `payloads`. Pull-based: the next payload is
- * produced only when the socket has taken the previous one, so a slow client slows its own
- * generation instead of buffering it. Ends with `data: [DONE]`. If the client goes away,
- * `payloads.return()` runs, which stops the generation behind it.
+ * Streams `payloads` as SSE `data:` events straight to Node's response, ending with
+ * `data: [DONE]`. Writes go through a `FlushScheduler` (off the decode's critical path,
+ * coalesced for very fast models); a slow client pauses its own generation through
+ * back-pressure instead of buffering it; a client that goes away ends the generation.
  */
-export function sseResponse(payloads: AsyncGenerator<string, void, void>, signal: AbortSignal, status = 200): Response {
+export function sseResponse(c: Context, payloads: AsyncGenerator<string, void, void>): Response {
+    const outgoing = (c.env as {outgoing?: ServerResponse} | undefined)?.outgoing;
+    if (outgoing == null)
+        throw new Error("SSE streaming needs the Node.js server adapter (@hono/node-server)");
+
+    outgoing.writeHead(200, SSE_HEADERS);
+    outgoing.flushHeaders();
+    void pump(payloads, new SseWriter(outgoing));
+    return RESPONSE_ALREADY_SENT;
+}
+
+async function pump(payloads: AsyncGenerator<string, void, void>, writer: SseWriter) {
     const stop = () => void payloads.return().catch(() => {});
-    signal.addEventListener("abort", stop, {once: true});
-    const body = new ReadableStream<Uint8Array>({
-        async pull(controller) {
-            try {
-                const next = await payloads.next();
-                if (next.done) {
-                    controller.enqueue(encoder.encode("data: [DONE]\n\n"));
-                    controller.close();
-                    signal.removeEventListener("abort", stop);
-                } else
-                    controller.enqueue(encoder.encode(`data: ${next.value}\n\n`));
-            } catch (error) {
-                signal.removeEventListener("abort", stop);
-                controller.error(error);
-            }
-        },
-        cancel: stop
-    }, {highWaterMark: 0});
-    return new Response(body, {status, headers: SSE_HEADERS});
+    writer.onClose(stop);
+    try {
+        for await (const payload of payloads) {
+            writer.write(`data: ${payload}\n\n`);
+            if (writer.bufferedBytes > MAX_BUFFERED_BYTES)
+                await writer.drained();
+        }
+        writer.write("data: [DONE]\n\n", true);
+    } catch {
+        // The payloads turn generation errors into error events; anything else means the
+        // connection is unusable, and ending it is all that is left to do.
+    } finally {
+        writer.end();
+    }
+}
+
+class SseWriter {
+    private pending = "";
+    private writes = 0;
+    private readonly scheduler = new FlushScheduler(() => this.flush(), COALESCE_MS);
+
+    constructor(private readonly outgoing: ServerResponse) {}
+
+    get bufferedBytes() {
+        return this.outgoing.writableLength + this.pending.length;
+    }
+
+    write(text: string, urgent = false) {
+        this.pending += text;
+        // The role chunk and the first text go out at once: time to first token is not coalesced.
+        this.scheduler.request(urgent || this.writes++ < 2);
+    }
+
+    /** Resolves when the client has taken the buffered bytes, or has gone away. */
+    drained(): Promise<void> {
+        return new Promise((resolve) => {
+            const done = () => {
+                this.outgoing.off("drain", done);
+                this.outgoing.off("close", done);
+                resolve();
+            };
+            this.outgoing.once("drain", done);
+            this.outgoing.once("close", done);
+        });
+    }
+
+    onClose(listener: () => void) {
+        this.outgoing.once("close", listener);
+    }
+
+    end() {
+        this.scheduler.cancel();
+        this.flush();
+        if (!this.outgoing.writableEnded)
+            this.outgoing.end();
+    }
+
+    private flush() {
+        if (this.pending.length === 0 || this.outgoing.writableEnded || this.outgoing.destroyed)
+            return;
+        const text = this.pending;
+        this.pending = "";
+        this.outgoing.write(text);
+    }
 }
