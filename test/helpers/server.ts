@@ -19,7 +19,7 @@ export interface TestServerOptions extends RuntimeOptions {
 
 /** The real server on a free loopback port, serving the real test model. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
-    const backend = await LlamaCppBackend.create({gpu: false});
+    const backend = await LlamaCppBackend.create({gpu: false, logger: (level, message) => level === "error" && console.error(message)});
     const runtime = new Runtime(backend, {maxQueued: options.maxQueued});
     const modelId = "stories260K";
     await runtime.load({path: testModelPath, id: modelId, parallel: options.parallel ?? 2, contextSize: options.contextSize ?? 512});

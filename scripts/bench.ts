@@ -1,0 +1,101 @@
+/**
+ * Streaming overhead benchmark: decode tokens/s and time to first token for raw node-llama-cpp,
+ * through the server over SSE, and over the WebSocket API — same model, same threads, one run,
+ * interleaved so drift hits all three alike. Writes docs/benchmarks.json and docs/benchmarks.md.
+ *
+ *   npm run bench                     # 9 runs of 256 tokens
+ *   npm run bench -- --quick          # a smoke run (CI), does not rewrite the docs
+ *   npm run bench -- --runs 15 --tokens 400 --model path/to.gguf --threads 1
+ */
+import {spawn, type ChildProcess} from "node:child_process";
+import {stat, writeFile} from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import {createInterface} from "node:readline";
+import {fileURLToPath} from "node:url";
+import {parseArgs} from "node:util";
+import {getLlama} from "node-llama-cpp";
+import {chooseThreads} from "../src/backends/llama-cpp/threads.js";
+import {decodeOverSse, decodeOverWs, openSocket, type DecodeJob, type DecodeSample} from "./bench/clients.js";
+import {RawDecoder} from "./bench/raw.js";
+import {renderMarkdown, summarize, type BenchReport} from "./bench/report.js";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const {values: args} = parseArgs({
+    options: {
+        quick: {type: "boolean", default: false},
+        runs: {type: "string"},
+        tokens: {type: "string"},
+        model: {type: "string"},
+        threads: {type: "string"},
+        out: {type: "string"}
+    }
+});
+
+const modelPath = path.resolve(root, args.model ?? process.env.EDGE_LLM_TEST_MODEL ?? "../shared/models/stories260K.gguf");
+const runs = Number(args.runs ?? (args.quick ? 3 : 9));
+const job: DecodeJob = {prompt: "Once upon a time", maxTokens: Number(args.tokens ?? (args.quick ? 64 : 256))};
+// Enough context for the job but no more: attention over a long context slows every token.
+const contextSize = 512;
+
+const llama = await getLlama({gpu: false, build: "never"});
+const threads = Number(args.threads ?? chooseThreads({mathCores: llama.cpuMathCores, modelSizeBytes: (await stat(modelPath)).size, onGpu: false}).threads);
+await llama.dispose();
+
+console.error(`model ${path.basename(modelPath)}, ${threads} thread(s), ${runs} runs of ${job.maxTokens} tokens`);
+const raw = await RawDecoder.create(modelPath, threads, contextSize);
+const server = await startServerProcess(modelPath, threads, contextSize);
+const socket = await openSocket(server.url);
+
+const samples: Record<"raw" | "sse" | "ws", DecodeSample[]> = {raw: [], sse: [], ws: []};
+const measure = {
+    raw: () => raw.decode(job),
+    sse: () => decodeOverSse(server.url, job),
+    ws: () => decodeOverWs(socket, job, `run-${Math.random()}`)
+};
+try {
+    for (const run of Object.values(measure))
+        await run(); // warm-up: first-call allocations, page faults, JIT
+    for (let i = 0; i < runs; i++) {
+        // Rotate the order so no variant always runs right after another.
+        const order = (["raw", "sse", "ws"] as const).map((_, k, all) => all[(i + k) % all.length]!);
+        for (const variant of order)
+            samples[variant].push(await measure[variant]());
+        process.stderr.write(".");
+    }
+    process.stderr.write("\n");
+} finally {
+    socket.close();
+    server.process.kill("SIGTERM");
+    await raw.dispose();
+}
+
+const report: BenchReport = {
+    date: new Date().toISOString(),
+    machine: {cpu: os.cpus()[0]?.model ?? "unknown", cores: os.availableParallelism(), memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}`},
+    model: path.basename(modelPath),
+    threads,
+    runs,
+    tokens: job.maxTokens,
+    results: summarize(samples)
+};
+console.log(JSON.stringify(report, null, 2));
+if (!args.quick || args.out != null) {
+    const out = args.out ?? path.join(root, "docs");
+    await writeFile(path.join(out, "benchmarks.json"), JSON.stringify(report, null, 2) + "\n");
+    await writeFile(path.join(out, "benchmarks.md"), renderMarkdown(report));
+    console.error(`wrote ${path.join(out, "benchmarks.md")}`);
+}
+
+async function startServerProcess(model: string, threadCount: number, ctx: number): Promise<{url: string; process: ChildProcess}> {
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "scripts/bench/server-process.ts"), model, String(threadCount), String(ctx)], {
+        cwd: root,
+        stdio: ["ignore", "pipe", "inherit"]
+    });
+    const lines = createInterface({input: child.stdout!});
+    for await (const line of lines) {
+        if (line.startsWith("{"))
+            return {url: JSON.parse(line).url, process: child};
+    }
+    throw new Error("the server process exited before it was ready");
+}
