@@ -83,32 +83,18 @@ export class ChunkFormatter {
     }
 }
 
-export function chatCompletionObject(stream: GenerationStream, text: string, reason: FinishReason, usage: Usage, timings: Timings) {
+/** The non-streaming response: `chat.completion` or `text_completion`. */
+export function completionObject(kind: CompletionKind, stream: GenerationStream, text: string, reason: FinishReason, usage: Usage, timings: Timings) {
+    const finish_reason = toOpenAIFinishReason(reason);
     return {
-        id: "chatcmpl-" + stream.id,
-        object: "chat.completion",
+        id: (kind === "chat" ? "chatcmpl-" : "cmpl-") + stream.id,
+        object: kind === "chat" ? "chat.completion" : "text_completion",
         created: stream.created,
         model: stream.model,
         system_fingerprint: "edge-llm",
-        choices: [{
-            index: 0,
-            message: {role: "assistant", content: text, refusal: null},
-            logprobs: null,
-            finish_reason: toOpenAIFinishReason(reason)
-        }],
-        usage: toOpenAIUsage(usage),
-        timings: toOpenAITimings(timings, usage)
-    };
-}
-
-export function textCompletionObject(stream: GenerationStream, text: string, reason: FinishReason, usage: Usage, timings: Timings) {
-    return {
-        id: "cmpl-" + stream.id,
-        object: "text_completion",
-        created: stream.created,
-        model: stream.model,
-        system_fingerprint: "edge-llm",
-        choices: [{index: 0, text, logprobs: null, finish_reason: toOpenAIFinishReason(reason)}],
+        choices: [kind === "chat"
+            ? {index: 0, message: {role: "assistant", content: text, refusal: null}, logprobs: null, finish_reason}
+            : {index: 0, text, logprobs: null, finish_reason}],
         usage: toOpenAIUsage(usage),
         timings: toOpenAITimings(timings, usage)
     };

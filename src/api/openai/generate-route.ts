@@ -2,7 +2,7 @@ import type {Context} from "hono";
 import type {Runtime} from "../../runtime/runtime.js";
 import type {FinishReason, GenerationRequest, GenerationStream, Timings, Usage} from "../../runtime/types.js";
 import {toOpenAIError} from "./errors.js";
-import {ChunkFormatter, chatCompletionObject, textCompletionObject, type CompletionKind} from "./format.js";
+import {ChunkFormatter, completionObject, type CompletionKind} from "./format.js";
 import {sseResponse} from "./sse.js";
 
 export interface GenerateRouteOptions {
@@ -24,10 +24,8 @@ export async function respondWithGeneration(c: Context, runtime: Runtime, option
     for await (const event of generation) {
         if (event.type === "delta")
             text += event.text;
-        else {
-            const build = options.kind === "chat" ? chatCompletionObject : textCompletionObject;
-            return c.json(build(generation, text, event.finishReason, event.usage, event.timings));
-        }
+        else
+            return c.json(completionObject(options.kind, generation, text, event.finishReason, event.usage, event.timings));
     }
     throw new Error("The generation ended without a result");
 }
