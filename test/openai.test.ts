@@ -168,6 +168,25 @@ describe("POST /v1/chat/completions", () => {
     });
 });
 
+describe("parallel sequences", () => {
+    it("decodes two requests at once, each with the text it would get alone", async () => {
+        const prompts = ["Once upon a time", "The little dog"];
+        const request = (prompt: string) => ({model: server.modelId, prompt, max_tokens: 200, temperature: 0});
+        const alone = [];
+        for (const prompt of prompts)
+            alone.push((await client.completions.create(request(prompt))).choices[0]!.text);
+
+        let bothRunning = false;
+        const watcher = setInterval(() => {
+            if (server.runtime.health().slots!.running === 2) bothRunning = true;
+        }, 1);
+        const together = await Promise.all(prompts.map(async (prompt) => (await client.completions.create(request(prompt))).choices[0]!.text));
+        clearInterval(watcher);
+        expect(bothRunning).toBe(true);
+        expect(together).toEqual(alone);
+    });
+});
+
 describe("POST /v1/completions", () => {
     it("continues a prompt, non-streaming", async () => {
         const completion = await client.completions.create({model: server.modelId, prompt: "Once upon a time", max_tokens: 12, temperature: 0});

@@ -171,3 +171,27 @@ describe("before the model is loaded", () => {
         }
     });
 });
+
+describe("shutting down", () => {
+    it("lets a stream in flight finish before the model is freed, and refuses new work", async () => {
+        const other = await startTestServer({parallel: 1, contextSize: 2048});
+        try {
+            const response = await fetch(`${other.url}/v1/completions`, {
+                method: "POST", body: JSON.stringify({model: "stories260K", prompt: "Once upon a time", max_tokens: 300, stream: true})
+            });
+            const body = response.text();
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            expect(other.runtime.activeGenerations).toBe(1);
+            const disposed = other.runtime.dispose();
+            const refused = await fetch(`${other.url}/v1/completions`, {method: "POST", body: JSON.stringify({model: "stories260K", prompt: "x"})});
+            expect(refused.status).toBe(503);
+            await disposed;
+            const events = await body;
+            expect(events).not.toContain("\"error\"");
+            expect(events).toContain("\"finish_reason\":\"length\"");
+            expect(other.runtime.health().status).toBe("closed");
+        } finally {
+            await other.close();
+        }
+    });
+});

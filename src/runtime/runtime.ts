@@ -34,6 +34,7 @@ export class Runtime {
     private status: RuntimeStatus = "idle";
     private loadError?: Error;
     private readonly active = new Set<Generation>();
+    private idleWaiters: (() => void)[] = [];
 
     constructor(readonly backend: Backend, private readonly options: RuntimeOptions = {}) {}
 
@@ -116,6 +117,8 @@ export class Runtime {
             release: () => {
                 this.active.delete(generation);
                 scheduler.release(sequence);
+                if (this.active.size === 0)
+                    for (const resolve of this.idleWaiters.splice(0)) resolve();
             }
         });
         this.active.add(generation);
@@ -126,9 +129,22 @@ export class Runtime {
         return this.active.size;
     }
 
-    async dispose() {
+    /**
+     * Refuses new work, gives running generations up to `graceMs` to end (transports cancel
+     * theirs when their connections close), then frees the model. Disposing a model under a
+     * running decode throws from inside node-llama-cpp, so the wait matters.
+     */
+    async dispose({graceMs = 5000}: {graceMs?: number} = {}) {
         this.status = "closed";
         this.loaded?.scheduler.close();
+        if (this.active.size > 0)
+            await new Promise<void>((resolve) => {
+                const timer = setTimeout(resolve, graceMs);
+                this.idleWaiters.push(() => {
+                    clearTimeout(timer);
+                    resolve();
+                });
+            });
         await this.loaded?.model.dispose();
         this.loaded = undefined;
         await this.backend.dispose();
