@@ -3,6 +3,7 @@ import {bodyLimit} from "hono/body-limit";
 import type {Runtime} from "../runtime/runtime.js";
 import {ApiError, toOpenAIError} from "./openai/errors.js";
 import {openAIRoutes} from "./openai/routes.js";
+import {createMetrics} from "./metrics.js";
 
 export interface AppOptions {
     runtime: Runtime;
@@ -25,6 +26,9 @@ export function createApp({runtime, maxBodyBytes, onError}: AppOptions) {
         const health = runtime.health();
         return c.json(health, health.status === "ready" ? 200 : 503);
     });
+
+    const metrics = createMetrics(runtime);
+    app.get("/metrics", async (c) => c.body(await metrics.render(), 200, {"Content-Type": metrics.contentType}));
 
     app.route("/v1", openAIRoutes(runtime));
 

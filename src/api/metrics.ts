@@ -1,0 +1,55 @@
+import {Counter, Gauge, Registry, collectDefaultMetrics} from "prom-client";
+import type {Runtime} from "../runtime/runtime.js";
+
+/**
+ * Prometheus metrics (prom-client). Engine figures are read from the runtime at scrape time,
+ * so the per-token path never touches a metric.
+ */
+export function createMetrics(runtime: Runtime) {
+    const registry = new Registry();
+    collectDefaultMetrics({register: registry, prefix: "edge_llm_"});
+
+    const gauge = (name: string, help: string, read: () => number | undefined, labelNames: string[] = []) =>
+        new Gauge({name, help, registers: [registry], labelNames, collect() {
+            const value = read();
+            if (value != null) this.set(value);
+        }});
+    const counter = (name: string, help: string, read: () => number | undefined) =>
+        new Counter({name, help, registers: [registry], collect() {
+            const value = read();
+            if (value != null) {
+                this.reset();
+                this.inc(value);
+            }
+        }});
+
+    const health = () => runtime.health();
+    gauge("edge_llm_ready", "1 when a model is loaded and serving", () => (health().status === "ready" ? 1 : 0));
+    gauge("edge_llm_slots_total", "Sequences decoded side by side", () => health().slots?.total);
+    gauge("edge_llm_slots_running", "Sequences running a request", () => health().slots?.running);
+    gauge("edge_llm_requests_queued", "Requests waiting for a sequence", () => health().slots?.queued);
+
+    new Gauge({name: "edge_llm_kv_blocks", help: "KV cache blocks by state (used by running requests, cached by idle sequences, free)", labelNames: ["state"], registers: [registry], collect() {
+        const blocks = health().kv?.blocks;
+        if (blocks == null) return;
+        this.set({state: "used"}, blocks.used);
+        this.set({state: "cached"}, blocks.cached);
+        this.set({state: "free"}, blocks.free);
+    }});
+    gauge("edge_llm_kv_block_size_tokens", "Tokens per KV block", () => health().kv?.blocks.blockSize);
+    counter("edge_llm_kv_requests_total", "Requests placed on a sequence", () => health().kv?.requests);
+    counter("edge_llm_kv_prefix_hits_total", "Requests that reused at least one cached block of their prompt", () => health().kv?.prefixHits);
+    counter("edge_llm_prompt_tokens_total", "Prompt tokens of placed requests", () => health().kv?.promptTokens);
+    counter("edge_llm_kv_reused_prompt_tokens_total", "Prompt tokens served from cached KV instead of prefill", () => health().kv?.reusedPromptTokens);
+    counter("edge_llm_kv_evictions_total", "Idle sequences whose cache was dropped or spilled for another prompt", () => health().kv?.evictions);
+    counter("edge_llm_kv_spills_total", "Sequence states written to disk", () => health().kv?.spills);
+    counter("edge_llm_kv_restores_total", "Sequence states loaded back from disk", () => health().kv?.restores);
+    counter("edge_llm_kv_rejected_states_total", "State files refused (damaged or from another model)", () => health().kv?.rejectedStates);
+    gauge("edge_llm_kv_spilled_states", "Sequence states on disk", () => health().kv?.spilledStates);
+    gauge("edge_llm_kv_spilled_bytes", "Bytes of sequence states on disk", () => health().kv?.spilledBytes);
+
+    return {
+        contentType: registry.contentType,
+        render: () => registry.metrics()
+    };
+}
