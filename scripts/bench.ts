@@ -7,18 +7,18 @@
  *   npm run bench -- --quick          # a smoke run (CI), does not rewrite the docs
  *   npm run bench -- --runs 15 --tokens 400 --model path/to.gguf --threads 1
  */
-import {spawn, type ChildProcess} from "node:child_process";
 import {stat, writeFile} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import {createInterface} from "node:readline";
 import {fileURLToPath} from "node:url";
 import {parseArgs} from "node:util";
 import {getLlama} from "node-llama-cpp";
 import {chooseThreads} from "../src/backends/llama-cpp/threads.js";
 import {decodeOverSse, decodeOverWs, openSocket, type DecodeJob, type DecodeSample} from "./bench/clients.js";
 import {RawDecoder} from "./bench/raw.js";
+import {startBenchServer} from "./bench/server.js";
 import {renderMarkdown, summarize, type BenchReport} from "./bench/report.js";
+import {runKvBench} from "./bench/kv.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const {values: args} = parseArgs({
@@ -28,6 +28,7 @@ const {values: args} = parseArgs({
         tokens: {type: "string"},
         model: {type: "string"},
         threads: {type: "string"},
+        "skip-kv": {type: "boolean", default: false},
         out: {type: "string"}
     }
 });
@@ -44,7 +45,7 @@ await llama.dispose();
 
 console.error(`model ${path.basename(modelPath)}, ${threads} thread(s), ${runs} runs of ${job.maxTokens} tokens`);
 const raw = await RawDecoder.create(modelPath, threads, contextSize);
-const server = await startServerProcess(modelPath, threads, contextSize);
+const server = await startBenchServer({model: modelPath, threads, contextSize});
 const socket = await openSocket(server.url);
 
 const samples: Record<"raw" | "sse" | "ws", DecodeSample[]> = {raw: [], sse: [], ws: []};
@@ -66,7 +67,7 @@ try {
     process.stderr.write("\n");
 } finally {
     socket.close();
-    server.process.kill("SIGTERM");
+    await server.stop();
     await raw.dispose();
 }
 
@@ -79,23 +80,16 @@ const report: BenchReport = {
     tokens: job.maxTokens,
     results: summarize(samples)
 };
+if (!args["skip-kv"]) {
+    console.error("KV cache: prefix reuse, interleaved conversations, restore from disk…");
+    report.kv = await runKvBench(args.quick
+        ? {model: modelPath, threads, runs: 1, conversations: 3, parallel: 2, turns: 2}
+        : {model: modelPath, threads, runs: Math.max(3, Math.min(runs, 5)), conversations: 12, parallel: 4, turns: 3});
+}
 console.log(JSON.stringify(report, null, 2));
 if (!args.quick || args.out != null) {
     const out = args.out ?? path.join(root, "docs");
     await writeFile(path.join(out, "benchmarks.json"), JSON.stringify(report, null, 2) + "\n");
     await writeFile(path.join(out, "benchmarks.md"), renderMarkdown(report));
     console.error(`wrote ${path.join(out, "benchmarks.md")}`);
-}
-
-async function startServerProcess(model: string, threadCount: number, ctx: number): Promise<{url: string; process: ChildProcess}> {
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "scripts/bench/server-process.ts"), model, String(threadCount), String(ctx)], {
-        cwd: root,
-        stdio: ["ignore", "pipe", "inherit"]
-    });
-    const lines = createInterface({input: child.stdout!});
-    for await (const line of lines) {
-        if (line.startsWith("{"))
-            return {url: JSON.parse(line).url, process: child};
-    }
-    throw new Error("the server process exited before it was ready");
 }

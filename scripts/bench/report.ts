@@ -1,4 +1,5 @@
 import type {DecodeSample} from "./clients.js";
+import type {KvBenchReport} from "./kv.js";
 
 export type Variant = "raw" | "sse" | "ws";
 
@@ -18,6 +19,7 @@ export interface BenchReport {
     runs: number;
     tokens: number;
     results: Record<Variant, VariantSummary>;
+    kv?: KvBenchReport;
 }
 
 export function median(values: number[]) {
@@ -68,6 +70,27 @@ Bars on this machine from llama.cpp's own tools (measured separately, see the is
 Raw samples (tok/s): ${r.raw.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
 SSE samples (tok/s): ${r.sse.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
 WS samples (tok/s): ${r.ws.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
+${report.kv == null ? "" : renderKv(report.kv)}`;
+}
+
+function renderKv(kv: KvBenchReport) {
+    const {sharedPrefix: shared, interleaved: mixed, restore} = kv;
+    return `
+## KV cache: time to first token, cold vs. warm
+
+Chat requests over SSE, 8–16 tokens each, TTFT measured by the client (first content chunk), medians.
+Cold = the prompt shares nothing with any cached state; warm = its prefix is cached (live in a
+sequence, or spilled to disk and restored).
+
+| scenario | cold TTFT ms | warm TTFT ms | warm is |
+| --- | ---: | ---: | ---: |
+| shared ~${kv.sharedPrefixTokens}-token system prompt, new question (1 sequence) | ${shared.coldTtftMs} | ${shared.warmTtftMs} | ${shared.speedup}× faster |
+| ${mixed.conversations} conversations taking turns on ${mixed.sequences} sequences, ${mixed.turns} turns, disk tier on | ${mixed.coldTtftMs} | ${mixed.warmTtftMs} | ${mixed.speedup}× faster |
+| the same without the disk tier (evicted conversations start over) | ${mixed.coldTtftMs} | ${mixed.warmWithoutDiskTtftMs} | ${mixed.speedupWithoutDisk}× |
+| a conversation evicted by another, restored from disk | ${restore.coldTtftMs} | ${restore.restoredTtftMs} | ${restore.speedup}× faster |
+| the same conversation after a server restart (sessions persisted on shutdown) | ${restore.coldTtftMs} | ${restore.afterRestartTtftMs} | ${restore.speedupAfterRestart}× faster |
+
+llama-server on this machine: 13× for an ~800-token shared prefix, 13.5× for 12 interleaved conversations on 4 slots (its RAM prompt cache).
 `;
 }
 

@@ -1,15 +1,23 @@
 /**
- * The server under test, in its own process as users run it: loads the model with the given
- * threads and prints one JSON line with its URL.
+ * The server under test, in its own process as users run it. Takes one JSON argument
+ * (`ServerProcessOptions`) and prints one JSON line with its URL once the model is loaded.
  */
 import {LlamaCppBackend} from "../../src/backends/llama-cpp/backend.js";
-import {Runtime} from "../../src/runtime/runtime.js";
+import {Runtime, type KvOptions} from "../../src/runtime/runtime.js";
 import {startServer} from "../../src/api/server.js";
 
-const [modelPath, threads, contextSize] = process.argv.slice(2);
-const runtime = new Runtime(await LlamaCppBackend.create({gpu: false}));
-await runtime.load({path: modelPath!, id: "bench", parallel: 1, threads: Number(threads), contextSize: Number(contextSize)});
-const server = await startServer({runtime, host: "127.0.0.1", port: 0, maxBodyBytes: 1 << 20, maxWsFrameBytes: 1 << 20});
+export interface ServerProcessOptions {
+    model: string;
+    threads: number;
+    contextSize: number;
+    parallel?: number;
+    kv?: KvOptions;
+}
+
+const options = JSON.parse(process.argv[2]!) as ServerProcessOptions;
+const runtime = new Runtime(await LlamaCppBackend.create({gpu: false}), {kv: options.kv});
+await runtime.load({path: options.model, id: "bench", parallel: options.parallel ?? 1, threads: options.threads, contextSize: options.contextSize});
+const server = await startServer({runtime, host: "127.0.0.1", port: 0, maxBodyBytes: 1 << 22, maxWsFrameBytes: 1 << 20});
 process.stdout.write(JSON.stringify({url: server.url}) + "\n");
 process.on("SIGTERM", async () => {
     await server.close();

@@ -1,4 +1,5 @@
 import type {ChatMessage, ResponseConstraint, SamplingOptions} from "../runtime/types.js";
+import type {SlidingWindow} from "../kv/window.js";
 
 /**
  * The seam between the runtime and an inference library (llama.cpp today; MLX and ONNX later).
@@ -22,8 +23,18 @@ export interface LoadModelOptions {
     parallel: number;
     /** CPU threads; `undefined` = let the backend choose for this machine and model. */
     threads?: number;
+    /** Element type of the KV cache. Default "f16". */
+    kvCacheType?: KvCacheType;
+    /**
+     * "auto": off on CPU (llama.cpp's CPU flash attention made stories260K decode ~40% and
+     * prefill ~3× slower here), llama.cpp's choice on a GPU; quantized KV caches need it on.
+     */
+    flashAttention?: "auto" | "on" | "off";
     signal?: AbortSignal;
 }
+
+/** KV cache element types: quantized ones take about half (q8_0) or a quarter (q4_0) of f16's memory. */
+export type KvCacheType = "f16" | "q8_0" | "q4_0";
 
 export interface ModelDescription {
     id: string;
@@ -40,6 +51,14 @@ export interface ModelDescription {
     accelerator: string;
     fileSizeBytes: number;
     chatTemplate: string;
+    kvCacheType: KvCacheType;
+    /** Estimated KV cache bytes per token of context (keys and values, all layers); 0 when the metadata does not say. */
+    kvBytesPerToken: number;
+    /** Whether KV positions can be shifted, which `context_overflow: "slide"` needs. */
+    canShiftContext: boolean;
+    flashAttention: boolean;
+    /** Identity of the weights and context layout: KV states are only exchanged between equal ones. */
+    fingerprint: string;
     /** Unix seconds when loading finished. */
     loadedAt: number;
 }
@@ -48,6 +67,8 @@ export interface ModelDescription {
 export interface RenderedPrompt {
     tokens: number[];
     stopStrings: string[];
+    /** Leading tokens up to the end of the system message (BOS included), when there is one. */
+    systemTokens?: number;
 }
 
 /** A prepared structured-output constraint; opaque to the runtime. */
@@ -74,6 +95,11 @@ export interface BackendModel {
 export interface SequenceGenerateOptions {
     sampling: SamplingOptions;
     constraint?: OutputConstraint;
+    /**
+     * When the sequence is full, erase tokens after the sinks and go on. Without it the
+     * sequence never shifts: the runtime stops generation before the context is full.
+     */
+    slidingWindow?: SlidingWindow;
 }
 
 export interface BackendSequence {
@@ -86,12 +112,23 @@ export interface BackendSequence {
      * generation is cancelled; the sequence is free again once the generator has returned.
      */
     generate(prompt: readonly number[], options: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void>;
+    /** Drops every token from position `length` on. */
+    truncate(length: number): Promise<void>;
+    /** Writes the sequence's KV and tokens to `file` (the backend's own format). */
+    saveState(file: string): Promise<void>;
+    /**
+     * Replaces the sequence's KV and tokens with a state from `saveState`. The caller must have
+     * verified the file came from this model and context: a foreign state can crash the process.
+     */
+    loadState(file: string): Promise<void>;
 }
 
 export interface GeneratedToken {
     token: number;
     /** Prompt tokens that were already in KV and skipped (set on the first token only). */
     reusedPromptTokens?: number;
+    /** Tokens the sliding window erased from the KV cache since the previous token. */
+    droppedTokens?: number;
 }
 
 /** Turns a token stream into text without splitting multi-byte characters. */

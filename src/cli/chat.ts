@@ -38,6 +38,8 @@ interface ChatFlags extends Partial<SamplingFlags> {
     model?: string;
     threads?: string;
     ctxSize?: string;
+    contextOverflow?: string;
+    kvCacheType?: string;
     modelsDir?: string;
     gpu?: string;
     config?: string;
@@ -54,7 +56,9 @@ export function registerChat(program: Command) {
         .option("--temperature <t>", `sampling temperature, 0 = greedy (default ${DEFAULT_TEMPERATURE})`, parseNumberIn(0, 2))
         .option("-n, --max-tokens <n>", "longest answer in tokens (default: until the model stops or the context is full)", parseNumberIn(1, Number.MAX_SAFE_INTEGER, true))
         .option("-t, --threads <n>", "CPU threads for decoding")
-        .option("-c, --ctx-size <tokens>", "context tokens (the whole conversation must fit)")
+        .option("-c, --ctx-size <tokens>", "context tokens (the whole conversation must fit, unless --context-overflow says otherwise)")
+        .option("--context-overflow <policy>", "conversation longer than the context: error, truncate or slide (default error)")
+        .option("--kv-cache-type <type>", "KV cache element type: f16, q8_0 or q4_0 (default f16)")
         .option("--models-dir <dir>", "folder of models (default ./models)")
         .option("--gpu <mode>", "auto or cpu")
         .option("--config <file>", "config file (default ./hono.config.ts)")
@@ -179,7 +183,8 @@ async function startInProcess(flags: ChatFlags, sampling: SamplingFlags): Promis
         configFile: flags.config,
         flags: {
             model: flags.model, threads: flags.threads, ctxSize: flags.ctxSize, modelsDir: flags.modelsDir,
-            gpu: flags.gpu, logLevel: flags.logLevel, parallel: 1
+            gpu: flags.gpu, logLevel: flags.logLevel, parallel: 1,
+            contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType
         }
     });
     const logger = createLogger(settings.logLevel);

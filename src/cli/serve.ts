@@ -16,6 +16,8 @@ interface ServeFlags {
     threads?: string;
     parallel?: string;
     ctxSize?: string;
+    contextOverflow?: string;
+    kvCacheType?: string;
     alias?: string;
     modelsDir?: string;
     gpu?: string;
@@ -35,6 +37,8 @@ export function registerServe(program: Command) {
         .option("-t, --threads <n>", "CPU threads for decoding (default: chosen for this machine and model)")
         .option("--parallel <n>", "requests decoded side by side (default 4)")
         .option("-c, --ctx-size <tokens>", "context tokens per sequence (default: the model's, at most 2048)")
+        .option("--context-overflow <policy>", "prompt or answer longer than the context: error, truncate or slide (default error)")
+        .option("--kv-cache-type <type>", "KV cache element type: f16, q8_0 or q4_0 (default f16)")
         .option("--alias <name>", "model name clients use (default: the file name without .gguf)")
         .option("--models-dir <dir>", "folder of models (default ./models)")
         .option("--gpu <mode>", "auto (Metal, CUDA or Vulkan when present) or cpu")
@@ -48,7 +52,8 @@ async function serve(flags: ServeFlags) {
         configFile: flags.config,
         flags: {
             model: flags.model, host: flags.host, port: flags.port, threads: flags.threads, parallel: flags.parallel,
-            ctxSize: flags.ctxSize, modelAlias: flags.alias, modelsDir: flags.modelsDir, gpu: flags.gpu, logLevel: flags.logLevel
+            ctxSize: flags.ctxSize, modelAlias: flags.alias, modelsDir: flags.modelsDir, gpu: flags.gpu, logLevel: flags.logLevel,
+            contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType
         }
     });
     const logger = createLogger(settings.logLevel);
@@ -134,7 +139,17 @@ export async function createRuntime(settings: Settings, logger: Logger): Promise
         gpu: settings.gpu === "cpu" ? false : "auto",
         logger: (level, message) => logger[level](message)
     });
-    return new Runtime(backend, {maxQueued: settings.maxQueued});
+    return new Runtime(backend, {
+        maxQueued: settings.maxQueued,
+        contextOverflow: {policy: settings.contextOverflow, sinkTokens: settings.sinkTokens, slideTokens: settings.slideTokens},
+        kv: {
+            blockSize: settings.kvBlockSize,
+            spillDir: settings.kvSpill ? path.resolve(settings.kvSpillDir) : undefined,
+            spillBudgetBytes: settings.kvSpillBudgetMiB * 1024 * 1024,
+            persistOnShutdown: settings.persistSessions
+        },
+        onEvent: (event, details) => logger.debug(details, `kv: ${event}`)
+    });
 }
 
 export function modelLoadOptions(settings: Settings, modelPath: string, signal?: AbortSignal): LoadModelOptions {
@@ -144,6 +159,8 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
         parallel: settings.parallel,
         contextSize: settings.ctxSize,
         threads: settings.threads,
+        kvCacheType: settings.kvCacheType,
+        flashAttention: settings.flashAttention,
         signal
     };
 }

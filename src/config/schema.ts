@@ -1,5 +1,8 @@
 import {z} from "zod";
 
+/** A boolean that also accepts "true"/"false"/"1"/"0" (environment variables). */
+const flag = z.union([z.boolean(), z.enum(["true", "false", "1", "0"]).transform((value) => value === "true" || value === "1")]);
+
 /**
  * Every setting edge-llm reads, in one schema. Sources, later ones winning:
  * defaults < hono.config.ts (or EDGE_LLM_CONFIG) < EDGE_LLM_* environment variables < CLI flags.
@@ -19,6 +22,18 @@ export const settingsSchema = z.object({
     parallel: z.coerce.number().int().min(1).max(64).default(4),
     /** Context tokens per sequence. Unset: the model's trained size, at most 2048. */
     ctxSize: z.coerce.number().int().min(64).max(1_048_576).optional(),
+    /**
+     * A prompt or answer that outgrows the context: "error" (400 / finish_reason length),
+     * "truncate" (drop the oldest prompt tokens after the sinks) or "slide" (also drop the oldest
+     * KV tokens after the sinks while generating). Requests may override it (`context_overflow`).
+     */
+    contextOverflow: z.enum(["error", "truncate", "slide"]).default("error"),
+    /** Leading tokens truncation and sliding keep. Unset: BOS + system prompt, else 4 (at most half the context). */
+    sinkTokens: z.coerce.number().int().min(1).optional(),
+    /** Tokens dropped per slide. Unset: a quarter of the context. */
+    slideTokens: z.coerce.number().int().min(1).optional(),
+    /** KV cache element type; q8_0/q4_0 need flash attention and head sizes divisible by 32. */
+    kvCacheType: z.enum(["f16", "q8_0", "q4_0"]).default("f16"),
     /** Requests that may wait for a free sequence; more get 429. */
     maxQueued: z.coerce.number().int().min(0).max(100_000).default(64),
     /** Largest accepted HTTP request body. */
@@ -27,9 +42,26 @@ export const settingsSchema = z.object({
     maxWsFrameBytes: z.coerce.number().int().min(1024).default(1024 * 1024),
     /** "auto" uses Metal, CUDA or Vulkan when present; "cpu" never touches a GPU. */
     gpu: z.enum(["auto", "cpu"]).default("auto"),
+    /** "auto": off on CPU (faster there for small models), llama.cpp's choice on a GPU; quantized KV caches turn it on. */
+    flashAttention: z.enum(["auto", "on", "off"]).default("auto"),
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
     /** Seconds to wait for a model download to start before giving up (offline machines). */
-    downloadTimeoutSeconds: z.coerce.number().min(1).max(3600).default(15)
+    downloadTimeoutSeconds: z.coerce.number().min(1).max(3600).default(15),
+    /** Tokens per KV block: the unit of accounting and of prefix matching. */
+    kvBlockSize: z.coerce.number().int().min(4).max(1024).default(32),
+    /**
+     * KV memory for all sequences together, in tokens; sets the context per sequence
+     * (budget / parallel) when ctxSize is not given.
+     */
+    kvBudgetTokens: z.coerce.number().int().min(64).optional(),
+    /** The same budget in MiB of KV memory (converted with the model's KV bytes per token). */
+    kvBudgetMiB: z.coerce.number().positive().optional(),
+    /** Write idle sequences' KV to disk when their sequence is needed, and restore them on a match. */
+    kvSpill: flag.default(true),
+    kvSpillDir: z.string().min(1).default(".edge-llm/kv"),
+    kvSpillBudgetMiB: z.coerce.number().positive().default(1024),
+    /** Save every cached conversation on shutdown so it survives a restart. */
+    persistSessions: flag.default(false)
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -50,10 +82,22 @@ export const settingsEnv: Record<keyof Settings, string> = {
     threads: "EDGE_LLM_THREADS",
     parallel: "EDGE_LLM_PARALLEL",
     ctxSize: "EDGE_LLM_CTX_SIZE",
+    contextOverflow: "EDGE_LLM_CONTEXT_OVERFLOW",
+    sinkTokens: "EDGE_LLM_SINK_TOKENS",
+    slideTokens: "EDGE_LLM_SLIDE_TOKENS",
+    kvCacheType: "EDGE_LLM_KV_CACHE_TYPE",
     maxQueued: "EDGE_LLM_MAX_QUEUED",
     maxBodyBytes: "EDGE_LLM_MAX_BODY_BYTES",
     maxWsFrameBytes: "EDGE_LLM_MAX_WS_FRAME_BYTES",
     gpu: "EDGE_LLM_GPU",
+    flashAttention: "EDGE_LLM_FLASH_ATTENTION",
     logLevel: "EDGE_LLM_LOG_LEVEL",
-    downloadTimeoutSeconds: "EDGE_LLM_DOWNLOAD_TIMEOUT"
+    downloadTimeoutSeconds: "EDGE_LLM_DOWNLOAD_TIMEOUT",
+    kvBlockSize: "EDGE_LLM_KV_BLOCK_SIZE",
+    kvBudgetTokens: "EDGE_LLM_KV_BUDGET_TOKENS",
+    kvBudgetMiB: "EDGE_LLM_KV_BUDGET_MIB",
+    kvSpill: "EDGE_LLM_KV_SPILL",
+    kvSpillDir: "EDGE_LLM_KV_SPILL_DIR",
+    kvSpillBudgetMiB: "EDGE_LLM_KV_SPILL_BUDGET_MIB",
+    persistSessions: "EDGE_LLM_PERSIST_SESSIONS"
 };

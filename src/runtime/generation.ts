@@ -2,7 +2,8 @@ import {randomUUID} from "node:crypto";
 import type {BackendModel, BackendSequence, OutputConstraint, RenderedPrompt} from "../backends/backend.js";
 import {StopSequenceScanner} from "./stop-sequences.js";
 import {readAhead} from "./read-ahead.js";
-import type {FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Timings} from "./types.js";
+import type {FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Timings, Usage} from "./types.js";
+import type {ContextFit} from "./context-fit.js";
 
 export interface GenerationSetup {
     request: GenerationRequest;
@@ -10,13 +11,16 @@ export interface GenerationSetup {
     sequence: BackendSequence;
     prompt: RenderedPrompt;
     constraint?: OutputConstraint;
-    /** Most tokens this generation may produce (request limit and room left in the context). */
+    /** Most tokens this generation may produce (request limit, and room left in the context unless it slides). */
     tokenLimit: number;
+    /** Set under the `truncate` and `slide` policies: what was cut, and the sliding window. */
+    overflow?: Pick<ContextFit, "truncatedPromptTokens" | "window">;
     receivedAt: number;
     acquiredAt: number;
     signal?: AbortSignal;
     /** Gives the sequence back; called exactly once. */
-    release(): void;
+    /** `slid`: the sequence's window moved, so its KV past the sink tokens is not a clean prefix. */
+    release(outcome: {slid: boolean}): void;
 }
 
 /**
@@ -29,6 +33,7 @@ export class Generation implements GenerationStream {
     readonly created = Math.floor(Date.now() / 1000);
     private started = false;
     private released = false;
+    private droppedTokens = 0;
     private readonly onAbortBeforeStart = () => {
         if (!this.started) this.release();
     };
@@ -60,25 +65,30 @@ export class Generation implements GenerationStream {
     }
 
     private async *run(): AsyncGenerator<GenerationEvent> {
-        const {request, model, sequence, prompt, constraint, tokenLimit, signal} = this.setup;
+        const {request, model, sequence, prompt, constraint, tokenLimit, overflow, signal} = this.setup;
         const scanner = new StopSequenceScanner(
             [...request.stop, ...prompt.stopStrings, ...(constraint?.stopStrings ?? [])],
             constraint?.trimTrailingWhitespace ?? false
         );
         const detokenizer = model.createDetokenizer();
-        const tokens = readAhead(sequence.generate(prompt.tokens, {sampling: request.sampling, constraint}));
+        const tokens = readAhead(sequence.generate(prompt.tokens, {sampling: request.sampling, constraint, slidingWindow: overflow?.window}));
 
         let generated = 0;
         let unreportedTokens = 0;
         let reused = 0;
+        let dropped = 0;
         let firstTokenAt = 0;
         let finishReason: FinishReason = "stop";
         let stoppedByString = false;
         try {
-            for await (const {token, reusedPromptTokens} of tokens) {
+            for await (const {token, reusedPromptTokens, droppedTokens} of tokens) {
                 if (reusedPromptTokens != null) {
                     firstTokenAt = performance.now();
                     reused = reusedPromptTokens;
+                }
+                if (droppedTokens != null) {
+                    dropped += droppedTokens;
+                    this.droppedTokens += droppedTokens;
                 }
                 // A token decoded after the client cancelled is never sent, so it is not counted either.
                 if (signal?.aborted) {
@@ -114,17 +124,17 @@ export class Generation implements GenerationStream {
                 if (rest.length > 0 || unreportedTokens > 0)
                     yield {type: "delta", text: rest, tokens: unreportedTokens};
             }
-            yield {
-                type: "done",
-                finishReason,
-                usage: {
-                    promptTokens: prompt.tokens.length,
-                    completionTokens: generated,
-                    totalTokens: prompt.tokens.length + generated,
-                    cachedPromptTokens: reused
-                },
-                timings: this.timings(generated, reused, firstTokenAt)
+            const usage: Usage = {
+                promptTokens: prompt.tokens.length,
+                completionTokens: generated,
+                totalTokens: prompt.tokens.length + generated,
+                cachedPromptTokens: reused
             };
+            if (overflow != null) {
+                usage.truncatedPromptTokens = overflow.truncatedPromptTokens;
+                usage.droppedContextTokens = dropped;
+            }
+            yield {type: "done", finishReason, usage, timings: this.timings(generated, reused, firstTokenAt)};
         } finally {
             await tokens.return();
             this.release();
@@ -152,7 +162,7 @@ export class Generation implements GenerationStream {
     private release() {
         if (this.released) return;
         this.released = true;
-        this.setup.release();
+        this.setup.release({slid: this.droppedTokens > 0});
     }
 }
 

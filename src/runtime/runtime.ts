@@ -1,13 +1,32 @@
 import path from "node:path";
 import type {Backend, BackendModel, BackendSequence, LoadModelOptions, ModelDescription} from "../backends/backend.js";
-import {ContextLengthExceededError, ModelNotFoundError, NotReadyError, ShuttingDownError} from "./errors.js";
+import {ModelNotFoundError, NotReadyError, ShuttingDownError} from "./errors.js";
+import {fitToContext, type ContextOverflowOptions} from "./context-fit.js";
 import {Generation} from "./generation.js";
 import {SlotScheduler} from "./scheduler.js";
 import type {GenerationRequest, GenerationStream} from "./types.js";
+import {KvManager, type KvStats} from "../kv/kv-manager.js";
+import {SpillStore} from "../kv/spill-store.js";
 
 export interface RuntimeOptions {
     /** Requests that may wait for a free sequence before new ones get 429. Default 64. */
     maxQueued?: number;
+    /** What happens when a prompt or generation outgrows the context (policy default "error"). */
+    contextOverflow?: ContextOverflowOptions;
+    kv?: KvOptions;
+    /** Engine events worth a log line (spills, restores, refused state files). */
+    onEvent?: (event: string, details: Record<string, unknown>) => void;
+}
+
+export interface KvOptions {
+    /** Tokens per KV block (accounting and prefix-hash granularity). Default 32. */
+    blockSize?: number;
+    /** Folder for spilled sequence states; unset: no spilling. */
+    spillDir?: string;
+    /** Bytes of spilled states kept at most. Default 1 GiB. */
+    spillBudgetBytes?: number;
+    /** Write every cached sequence to the spill folder on shutdown, to be picked up after a restart. */
+    persistOnShutdown?: boolean;
 }
 
 export type RuntimeStatus = "idle" | "loading" | "ready" | "failed" | "closed";
@@ -17,11 +36,13 @@ export interface RuntimeHealth {
     error?: string;
     model?: ModelDescription;
     slots?: {total: number; free: number; queued: number; running: number};
+    kv?: KvStats;
 }
 
 interface LoadedModel {
     model: BackendModel;
     scheduler: SlotScheduler<BackendSequence>;
+    kv: KvManager;
     aliases: Set<string>;
 }
 
@@ -42,10 +63,16 @@ export class Runtime {
         this.status = "loading";
         try {
             const model = await this.backend.loadModel(options);
+            if (this.options.contextOverflow?.policy === "slide" && !model.description.canShiftContext) {
+                await model.dispose();
+                throw new Error(`contextOverflow "slide" needs a KV cache that can be shifted, and a ${model.description.kvCacheType} cache cannot. ` +
+                    `Use kvCacheType "f16" or contextOverflow "truncate".`);
+            }
             const file = path.basename(options.path);
             this.loaded = {
                 model,
                 scheduler: new SlotScheduler(model.sequences, {maxQueued: this.options.maxQueued ?? 64}),
+                kv: await this.createKvManager(model),
                 aliases: new Set([options.id, file, file.replace(/\.gguf$/i, ""), "default"])
             };
             this.status = "ready";
@@ -70,8 +97,9 @@ export class Runtime {
         const health: RuntimeHealth = {status: this.status};
         if (this.loadError != null) health.error = this.loadError.message;
         if (this.loaded != null) {
-            const {model, scheduler} = this.loaded;
+            const {model, scheduler, kv} = this.loaded;
             health.model = model.description;
+            health.kv = kv.stats();
             health.slots = {
                 total: model.sequences.length,
                 free: scheduler.freeSlots,
@@ -93,29 +121,44 @@ export class Runtime {
      */
     async generate(request: GenerationRequest, {signal}: {signal?: AbortSignal} = {}): Promise<GenerationStream> {
         const receivedAt = performance.now();
-        const {model, scheduler} = this.resolve(request.model);
-        const prompt = request.input.kind === "chat"
+        const {model, scheduler, kv} = this.resolve(request.model);
+        const rendered = request.input.kind === "chat"
             ? model.renderChat(request.input.messages)
             : model.renderCompletion(request.input.prompt);
         const contextSize = model.description.contextSize;
-        if (prompt.tokens.length + 1 > contextSize)
-            throw new ContextLengthExceededError(prompt.tokens.length, contextSize, request.input.kind === "chat" ? "messages" : "prompt");
+        const fit = fitToContext(rendered, {
+            contextSize,
+            maxTokens: request.maxTokens,
+            policy: request.contextOverflow,
+            param: request.input.kind === "chat" ? "messages" : "prompt",
+            canShiftContext: model.description.canShiftContext
+        }, this.options.contextOverflow);
+        const prompt = fit.prompt;
 
         const constraint = request.responseFormat == null ? undefined : await model.prepareConstraint(request.responseFormat);
-        const sequence = await scheduler.acquire((free) => pickLongestPrefix(free, prompt.tokens), signal);
+        const sequence = await scheduler.acquire((free) => kv.choose(free, prompt.tokens, request.session), signal);
         const roomLeft = contextSize - prompt.tokens.length;
+        try {
+            await kv.prepare(sequence, prompt.tokens, Math.min(request.maxTokens ?? roomLeft, roomLeft));
+        } catch (error) {
+            kv.release(sequence);
+            scheduler.release(sequence);
+            throw error;
+        }
         const generation: Generation = new Generation({
             request,
             model,
             sequence,
             prompt,
             constraint,
-            tokenLimit: Math.min(request.maxTokens ?? roomLeft, roomLeft),
+            tokenLimit: fit.tokenLimit,
+            overflow: fit.policy === "error" ? undefined : fit,
             receivedAt,
             acquiredAt: performance.now(),
             signal,
-            release: () => {
+            release: ({slid}) => {
                 this.active.delete(generation);
+                kv.release(sequence, request.session, slid ? fit.window?.sinkTokens ?? 0 : undefined);
                 scheduler.release(sequence);
                 if (this.active.size === 0)
                     for (const resolve of this.idleWaiters.splice(0)) resolve();
@@ -127,6 +170,11 @@ export class Runtime {
 
     get activeGenerations() {
         return this.active.size;
+    }
+
+    /** The loaded model's sequences (what each holds in KV), for diagnostics and tests. */
+    get sequences(): readonly BackendSequence[] {
+        return this.loaded?.model.sequences ?? [];
     }
 
     /**
@@ -145,9 +193,30 @@ export class Runtime {
                     resolve();
                 });
             });
+        if (this.loaded != null && this.options.kv?.persistOnShutdown)
+            await this.loaded.kv.persist(this.loaded.model.sequences);
         await this.loaded?.model.dispose();
         this.loaded = undefined;
         await this.backend.dispose();
+    }
+
+    private async createKvManager(model: BackendModel) {
+        const {blockSize = 32, spillDir, spillBudgetBytes = 1024 ** 3} = this.options.kv ?? {};
+        const identity = model.description.fingerprint;
+        let spill: SpillStore | undefined;
+        if (spillDir != null) {
+            const opened = await SpillStore.open({dir: path.join(spillDir, identity), budgetBytes: spillBudgetBytes, model: identity});
+            spill = opened.store;
+            if (opened.discarded > 0)
+                this.options.onEvent?.("spill-discarded", {files: opened.discarded});
+        }
+        return new KvManager(model.sequences.length, {
+            blockSize,
+            sequenceCapacity: model.description.contextSize,
+            modelIdentity: identity,
+            spill,
+            onEvent: this.options.onEvent
+        });
     }
 
     private resolve(modelId: string | undefined): LoadedModel {
@@ -162,26 +231,4 @@ export class Runtime {
             throw new ModelNotFoundError(modelId, [this.loaded.model.description.id]);
         return this.loaded;
     }
-}
-
-/**
- * The free sequence whose KV shares the longest prefix with the prompt, so a continued chat or
- * a repeated system prompt skips its prefill. Ties go to the emptiest sequence, which keeps
- * other warm caches for the requests that match them.
- */
-function pickLongestPrefix(free: readonly BackendSequence[], prompt: readonly number[]): BackendSequence {
-    let best = free[0]!;
-    let bestCommon = -1;
-    for (const sequence of free) {
-        const cached = sequence.cachedTokens;
-        const limit = Math.min(cached.length, prompt.length);
-        let common = 0;
-        while (common < limit && cached[common] === prompt[common])
-            common++;
-        if (common > bestCommon || (common === bestCommon && cached.length < best.cachedTokens.length)) {
-            best = sequence;
-            bestCommon = common;
-        }
-    }
-    return best;
 }

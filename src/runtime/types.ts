@@ -39,6 +39,16 @@ export interface SamplingOptions {
     penaltyLastN?: number;
 }
 
+/**
+ * What happens when a prompt or its answer outgrows the sequence's context:
+ * - `error`: a prompt that does not fit is rejected; generation ends with `length` when full.
+ * - `truncate`: the oldest prompt tokens after the sink tokens are dropped so the prompt fits
+ *   with room to answer; generation still ends with `length` when full.
+ * - `slide`: like `truncate` for the prompt; during generation the oldest tokens after the
+ *   sinks are dropped from the KV cache when it is full, so only `maxTokens` ends generation.
+ */
+export type ContextOverflowPolicy = "error" | "truncate" | "slide";
+
 export interface GenerationRequest {
     /** Model id as the client named it; `undefined` means the default model. */
     model?: string;
@@ -49,6 +59,10 @@ export interface GenerationRequest {
     /** Generation ends before any of these strings; they are never emitted. */
     stop: string[];
     responseFormat?: ResponseConstraint;
+    /** Overrides the server's `contextOverflow` setting for this request. */
+    contextOverflow?: ContextOverflowPolicy;
+    /** Pins a conversation to its cached KV state (X-Session-Id header, `session` field, WS connection). */
+    session?: string;
 }
 
 export type FinishReason = "stop" | "length" | "cancelled" | "error";
@@ -59,6 +73,10 @@ export interface Usage {
     totalTokens: number;
     /** Prompt tokens served from KV already in the sequence (prefix reuse). */
     cachedPromptTokens: number;
+    /** Set under `truncate` and `slide`: prompt tokens dropped before evaluation (not in `promptTokens`). */
+    truncatedPromptTokens?: number;
+    /** Set under `truncate` and `slide`: tokens the sliding window erased from the KV cache while generating. */
+    droppedContextTokens?: number;
 }
 
 export interface Timings {

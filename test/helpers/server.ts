@@ -1,5 +1,6 @@
+import type {KvCacheType} from "../../src/backends/backend.js";
 import {LlamaCppBackend} from "../../src/backends/llama-cpp/backend.js";
-import {Runtime, type RuntimeOptions} from "../../src/runtime/runtime.js";
+import {Runtime, type KvOptions, type RuntimeOptions} from "../../src/runtime/runtime.js";
 import {startServer, type RunningServer} from "../../src/api/server.js";
 import {testModelPath} from "./model.js";
 
@@ -13,6 +14,7 @@ export interface TestServer extends RunningServer {
 export interface TestServerOptions extends RuntimeOptions {
     parallel?: number;
     contextSize?: number;
+    kvCacheType?: KvCacheType;
     maxBodyBytes?: number;
     maxWsFrameBytes?: number;
 }
@@ -20,9 +22,9 @@ export interface TestServerOptions extends RuntimeOptions {
 /** The real server on a free loopback port, serving the real test model. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
     const backend = await LlamaCppBackend.create({gpu: false, logger: (level, message) => level === "error" && console.error(message)});
-    const runtime = new Runtime(backend, {maxQueued: options.maxQueued});
+    const runtime = new Runtime(backend, {maxQueued: options.maxQueued, kv: options.kv, onEvent: options.onEvent, contextOverflow: options.contextOverflow});
     const modelId = "stories260K";
-    await runtime.load({path: testModelPath, id: modelId, parallel: options.parallel ?? 2, contextSize: options.contextSize ?? 512});
+    await runtime.load({path: testModelPath, id: modelId, parallel: options.parallel ?? 2, contextSize: options.contextSize ?? 512, kvCacheType: options.kvCacheType});
     const server = await startServer({
         runtime,
         host: "127.0.0.1",

@@ -7,17 +7,24 @@ export interface OpenAIUsage {
     completion_tokens: number;
     total_tokens: number;
     prompt_tokens_details: {cached_tokens: number};
+    /** Under context_overflow `truncate` or `slide`: prompt tokens dropped before evaluation. */
+    truncated_prompt_tokens?: number;
+    /** Under context_overflow `truncate` or `slide`: tokens the sliding window erased while generating. */
+    dropped_context_tokens?: number;
 }
 
 export type OpenAIFinishReason = "stop" | "length";
 
 export function toOpenAIUsage(usage: Usage): OpenAIUsage {
-    return {
+    const wire: OpenAIUsage = {
         prompt_tokens: usage.promptTokens,
         completion_tokens: usage.completionTokens,
         total_tokens: usage.totalTokens,
         prompt_tokens_details: {cached_tokens: usage.cachedPromptTokens}
     };
+    if (usage.truncatedPromptTokens != null) wire.truncated_prompt_tokens = usage.truncatedPromptTokens;
+    if (usage.droppedContextTokens != null) wire.dropped_context_tokens = usage.droppedContextTokens;
+    return wire;
 }
 
 /** Timings in llama-server's field names, which several clients already read. */

@@ -4,6 +4,7 @@ import {ApiError} from "./errors.js";
 import {respondWithGeneration} from "./generate-route.js";
 import {chatCompletionBody, chatToGenerationRequest, completionBody, completionToGenerationRequest} from "./schemas.js";
 import {readJsonBody} from "../body.js";
+import type {GenerationRequest} from "../../runtime/types.js";
 
 /** `/v1/chat/completions`, `/v1/completions`, `/v1/models`. */
 export function openAIRoutes(runtime: Runtime) {
@@ -13,7 +14,7 @@ export function openAIRoutes(runtime: Runtime) {
         const body = chatCompletionBody.parse(await readJsonBody(c));
         return respondWithGeneration(c, runtime, {
             kind: "chat",
-            request: chatToGenerationRequest(body),
+            request: withSessionHeader(chatToGenerationRequest(body), c.req.header("x-session-id")),
             stream: body.stream === true,
             includeUsage: body.stream_options?.include_usage === true
         });
@@ -21,7 +22,7 @@ export function openAIRoutes(runtime: Runtime) {
 
     app.post("/completions", async (c) => {
         const body = completionBody.parse(await readJsonBody(c));
-        const request = completionToGenerationRequest(body);
+        const request = withSessionHeader(completionToGenerationRequest(body), c.req.header("x-session-id"));
         return respondWithGeneration(c, runtime, {
             kind: "completion",
             request,
@@ -42,6 +43,14 @@ export function openAIRoutes(runtime: Runtime) {
     });
 
     return app;
+}
+
+/** The body's `session` wins over the X-Session-Id header. */
+function withSessionHeader(request: GenerationRequest, header: string | undefined): GenerationRequest {
+    if (request.session != null || header == null || header.length === 0) return request;
+    if (header.length > 256)
+        throw new ApiError(400, "X-Session-Id is longer than 256 characters.", "invalid_request_error", "X-Session-Id", "invalid_value");
+    return {...request, session: header};
 }
 
 function toModelObject(model: ReturnType<Runtime["listModels"]>[number]) {

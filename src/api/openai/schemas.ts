@@ -1,5 +1,5 @@
 import {z} from "zod";
-import {DEFAULT_TEMPERATURE, type ChatMessage, type GenerationRequest, type ResponseConstraint, type SamplingOptions} from "../../runtime/types.js";
+import {DEFAULT_TEMPERATURE, type ChatMessage, type ContextOverflowPolicy, type GenerationRequest, type ResponseConstraint, type SamplingOptions} from "../../runtime/types.js";
 
 /**
  * Request bodies of the OpenAI API, as far as edge-llm implements them. Unknown fields are
@@ -51,7 +51,13 @@ const sampling = {
     repeat_last_n: z.number().int().min(0).max(4096).nullish()
 };
 
+/** Pins the request to a conversation's cached KV state; the X-Session-Id header does the same. */
+const session = z.string().min(1).max(256).optional();
+
 const streamOptions = z.object({include_usage: z.boolean().nullish()}).nullish();
+
+/** edge-llm extension: overrides the server's context overflow policy for this request. */
+const contextOverflow = z.enum(["error", "truncate", "slide"] satisfies ContextOverflowPolicy[]).nullish();
 
 /** Fields edge-llm does not implement yet: a value that asks for them is rejected. */
 const notYet = {
@@ -68,6 +74,8 @@ export const chatCompletionBody = z.object({
     stream: z.boolean().nullish(),
     stream_options: streamOptions,
     response_format: responseFormat.nullish(),
+    context_overflow: contextOverflow,
+    session,
     tools: z.array(z.unknown()).max(0, {message: "tool calling is not supported yet"}).nullish(),
     ...sampling,
     ...notYet,
@@ -85,6 +93,8 @@ export const completionBody = z.object({
     echo: z.boolean().nullish(),
     suffix: z.null({message: "suffix (fill-in-the-middle) is not supported"}).optional(),
     response_format: responseFormat.nullish(),
+    context_overflow: contextOverflow,
+    session,
     ...sampling,
     n: notYet.n,
     best_of: z.literal(1, {message: "only best_of=1 is supported"}).nullish(),
@@ -99,7 +109,9 @@ export function chatToGenerationRequest(body: ChatCompletionBody): GenerationReq
         sampling: toSampling(body),
         maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
         stop: toStopList(body.stop),
-        responseFormat: toConstraint(body.response_format)
+        responseFormat: toConstraint(body.response_format),
+        contextOverflow: body.context_overflow ?? undefined,
+        session: body.session
     };
 }
 
@@ -110,7 +122,9 @@ export function completionToGenerationRequest(body: CompletionBody): GenerationR
         sampling: toSampling(body),
         maxTokens: body.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS,
         stop: toStopList(body.stop),
-        responseFormat: toConstraint(body.response_format)
+        responseFormat: toConstraint(body.response_format),
+        contextOverflow: body.context_overflow ?? undefined,
+        session: body.session
     };
 }
 

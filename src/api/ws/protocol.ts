@@ -77,11 +77,15 @@ export interface PreparedRequest {
  * Throws a `ZodError` (→ 400 `invalid_value`, param `body.…`) when the body is invalid.
  * `body.stream` and `body.stream_options` are accepted and ignored: a socket always streams.
  */
-export function toGenerationRequest(frame: RequestFrame): PreparedRequest {
-    if (frame.type === "chat")
-        return {request: chatToGenerationRequest(chatFrameBody.parse({body: frame.body}).body)};
+/** `connectionSession` is the socket's implicit session, used when the body names none. */
+export function toGenerationRequest(frame: RequestFrame, connectionSession?: string): PreparedRequest {
+    if (frame.type === "chat") {
+        const request = chatToGenerationRequest(chatFrameBody.parse({body: frame.body}).body);
+        return {request: {...request, session: request.session ?? connectionSession}};
+    }
     const body = completionFrameBody.parse({body: frame.body}).body;
-    const request = completionToGenerationRequest(body);
+    const parsed = completionToGenerationRequest(body);
+    const request = {...parsed, session: parsed.session ?? connectionSession};
     const echo = body.echo === true && request.input.kind === "completion" ? request.input.prompt : undefined;
     return {request, echo};
 }

@@ -1,3 +1,4 @@
+import {randomUUID} from "node:crypto";
 import {WebSocket, type RawData} from "ws";
 import {Outbox} from "./outbox.js";
 import type {Logger} from "../../logger.js";
@@ -46,6 +47,8 @@ export class WsSession {
     private readonly runs = new Set<Promise<void>>();
     private readonly outbox: Outbox;
     private closed = false;
+    /** Every socket is a session of its own unless a request names one: its KV stays its own. */
+    private readonly connectionSession = `ws-${randomUUID()}`;
 
     constructor(
         private readonly socket: WebSocket,
@@ -119,7 +122,7 @@ export class WsSession {
         }
         let prepared: PreparedRequest;
         try {
-            prepared = toGenerationRequest(frame);
+            prepared = toGenerationRequest(frame, this.connectionSession);
         } catch (error) {
             this.sendError(id, error);
             return;

@@ -5,7 +5,9 @@ import type {Backend, BackendModel, LoadModelOptions} from "../backend.js";
 import {chooseThreads} from "./threads.js";
 import {GrammarCache} from "./constraint.js";
 import {LlamaCppModel} from "./model.js";
+import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeError, readKvShape} from "./kv-cache.js";
 import {assertReadableGguf} from "../../models/gguf-check.js";
+import {modelFingerprint} from "../../models/fingerprint.js";
 
 /** llama.cpp warnings about GGUF metadata quirks that change nothing for the user. */
 const NOISE = /bad special token|special_eos_id is not in special_eog_ids|control token: .* is not marked as EOG/;
@@ -63,11 +65,18 @@ export class LlamaCppBackend implements Backend {
         const model = await this.llama.loadModel({modelPath: options.path, loadSignal: options.signal});
         try {
             const contextSize = options.contextSize ?? Math.min(model.trainContextSize, DEFAULT_MAX_CONTEXT_SIZE);
+            const kvCacheType = options.kvCacheType ?? "f16";
+            const kvShape = readKvShape(model.fileInfo.metadata);
             const context = await model.createContext({
                 contextSize,
                 sequences: options.parallel,
                 threads: {ideal: threads.threads, min: 1},
-                createSignal: options.signal
+                createSignal: options.signal,
+                flashAttention: resolveFlashAttention(options.flashAttention, onGpu),
+                ...kvCacheContextOptions(kvCacheType, kvShape)
+            }).catch((error: unknown) => {
+                if (kvCacheType === "f16") throw error;
+                throw new KvCacheTypeError(`Cannot create a context with a ${kvCacheType} KV cache: ${(error as Error).message} (llama.cpp's log says why; kvCacheType "f16" always works)`);
             });
             const architecture = model.fileInfo.metadata?.general?.architecture ?? "unknown";
             const description = {
@@ -82,6 +91,12 @@ export class LlamaCppBackend implements Backend {
                 accelerator: this.accelerator,
                 fileSizeBytes,
                 chatTemplate: "",
+                kvCacheType,
+                flashAttention: context.flashAttention === true,
+                kvBytesPerToken: kvShape == null ? 0 : kvBytesPerToken(kvShape, kvCacheType),
+                canShiftContext: canShiftKvCache(kvCacheType),
+                // A state saved from one KV type cannot be loaded into another (f16 keeps its old fingerprints).
+                fingerprint: await modelFingerprint(options.path, {contextSize: context.contextSize, ...(kvCacheType === "f16" ? {} : {kvCacheType})}),
                 loadedAt: Math.floor(Date.now() / 1000)
             };
             const loaded = new LlamaCppModel(description, model, context, this.grammars);
@@ -96,4 +111,10 @@ export class LlamaCppBackend implements Backend {
     async dispose() {
         await this.llama.dispose();
     }
+}
+
+function resolveFlashAttention(setting: LoadModelOptions["flashAttention"], onGpu: boolean): boolean | "auto" {
+    if (setting === "on") return true;
+    if (setting === "off") return false;
+    return onGpu ? "auto" : false;
 }

@@ -30,10 +30,27 @@ export class LlamaCppModel implements BackendModel {
         const history: ChatHistoryItem[] = messages.map(toHistoryItem);
         history.push({type: "model", response: []});
         const {contextText, stopGenerationTriggers} = this.chatWrapper.generateContextState({chatHistory: history});
+        const tokens = contextText.tokenize(this.model.tokenizer);
         return {
-            tokens: contextText.tokenize(this.model.tokenizer),
-            stopStrings: stopGenerationTriggers.flatMap(textOnlyTrigger)
+            tokens,
+            stopStrings: stopGenerationTriggers.flatMap(textOnlyTrigger),
+            systemTokens: this.systemPrefixLength(history, tokens)
         };
+    }
+
+    /**
+     * Where the leading system messages end in `tokens`: the common prefix with a rendering of
+     * the system messages alone, which works for any template without knowing its markup.
+     */
+    private systemPrefixLength(history: readonly ChatHistoryItem[], tokens: readonly number[]): number | undefined {
+        const system = history.findIndex((item) => item.type !== "system");
+        if (system <= 0) return undefined;
+        const alone = this.chatWrapper.generateContextState({chatHistory: [...history.slice(0, system), {type: "model", response: []}]})
+            .contextText.tokenize(this.model.tokenizer);
+        let common = 0;
+        while (common < alone.length && common < tokens.length && alone[common] === tokens[common])
+            common++;
+        return common;
     }
 
     renderCompletion(prompt: string): RenderedPrompt {

@@ -2,8 +2,11 @@ import {LlamaGrammarEvaluationState, type LlamaContextSequence, type LlamaModel,
 import type {BackendSequence, GeneratedToken, SequenceGenerateOptions} from "../backend.js";
 import type {SamplingOptions} from "../../runtime/types.js";
 import {LlamaOutputConstraint} from "./constraint.js";
+import {NO_CONTEXT_SHIFT, SlidingWindowShift} from "./context-shift.js";
 
 const DEFAULT_PENALTY_LAST_N = 64;
+/** Penalties look at most this far back (`repeat_last_n` ≤ 4096); older history is trimmed. */
+const HISTORY_TRIM = 8192;
 
 /** One llama.cpp sequence: its KV cells and the decode loop over them. */
 export class LlamaCppSequence implements BackendSequence {
@@ -17,21 +20,41 @@ export class LlamaCppSequence implements BackendSequence {
         return this.sequence.contextTokens;
     }
 
-    async *generate(prompt: readonly number[], {sampling, constraint}: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void> {
+    async *generate(prompt: readonly number[], {sampling, constraint, slidingWindow}: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void> {
         const reused = await this.reuseCachedPrefix(prompt);
         const history = [...prompt];
         const options = this.evaluateOptions(sampling, history, constraint);
+        const shift = slidingWindow == null ? undefined : new SlidingWindowShift(slidingWindow);
+        options.contextShift = shift?.options ?? NO_CONTEXT_SHIFT;
 
         let first = true;
         for await (const token of this.sequence.evaluate(prompt.slice(reused) as Token[], options)) {
-            if (options.repeatPenalty)
+            if (options.repeatPenalty) {
                 history.push(token);
+                // With a sliding window a generation can go on for ever.
+                if (history.length >= 2 * HISTORY_TRIM) history.splice(0, HISTORY_TRIM);
+            }
+            const dropped = shift?.takeDropped() ?? 0;
+            const generated: GeneratedToken = dropped > 0 ? {token, droppedTokens: dropped} : {token};
             if (first) {
                 first = false;
-                yield {token, reusedPromptTokens: reused};
-            } else
-                yield {token};
+                generated.reusedPromptTokens = reused;
+            }
+            yield generated;
         }
+    }
+
+    async truncate(length: number) {
+        if (this.sequence.nextTokenIndex > length)
+            await this.sequence.eraseContextTokenRanges([{start: length, end: this.sequence.nextTokenIndex}]);
+    }
+
+    async saveState(file: string) {
+        await this.sequence.saveStateToFile(file);
+    }
+
+    async loadState(file: string) {
+        await this.sequence.loadStateFromFile(file, {acceptRisk: true});
     }
 
     /**
@@ -58,9 +81,7 @@ export class LlamaCppSequence implements BackendSequence {
             topK: sampling.topK,
             topP: sampling.topP,
             minP: sampling.minP,
-            seed: sampling.seed,
-            // The runtime bounds generation by the context size, so a shift never happens silently.
-            contextShift: {strategy: "eraseBeginning", size: 0}
+            seed: sampling.seed
         };
         const {presencePenalty = 0, frequencyPenalty = 0, repeatPenalty = 1} = sampling;
         if (presencePenalty !== 0 || frequencyPenalty !== 0 || repeatPenalty !== 1) {

@@ -1,0 +1,35 @@
+import {spawn, type ChildProcess} from "node:child_process";
+import path from "node:path";
+import {createInterface} from "node:readline";
+import {fileURLToPath} from "node:url";
+import type {ServerProcessOptions} from "./server-process.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export interface BenchServer {
+    url: string;
+    /** Stops the process the way a user would (SIGTERM: sessions persisted where enabled). */
+    stop(): Promise<void>;
+}
+
+/** Starts scripts/bench/server-process.ts in its own process and waits until it serves. */
+export async function startBenchServer(options: ServerProcessOptions): Promise<BenchServer> {
+    const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.join(here, "server-process.ts"), JSON.stringify(options)], {
+        cwd: path.resolve(here, "../.."),
+        stdio: ["ignore", "pipe", "inherit"]
+    });
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    for await (const line of createInterface({input: child.stdout!})) {
+        if (line.startsWith("{")) {
+            const {url} = JSON.parse(line) as {url: string};
+            return {
+                url,
+                async stop() {
+                    child.kill("SIGTERM");
+                    await exited;
+                }
+            };
+        }
+    }
+    throw new Error("the server process exited before it was ready");
+}

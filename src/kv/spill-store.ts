@@ -1,0 +1,152 @@
+import {createHash, randomUUID} from "node:crypto";
+import {createReadStream} from "node:fs";
+import {mkdir, readdir, readFile, rename, rm, stat, writeFile} from "node:fs/promises";
+import path from "node:path";
+
+/** One sequence state on disk: `<id>.state` (llama.cpp's bytes) and `<id>.json` (this). */
+export interface SpillEntry {
+    version: 1;
+    id: string;
+    /** Identity of the model and context that wrote the state; another one must never load it. */
+    model: string;
+    tokens: number[];
+    bytes: number;
+    sha256: string;
+    session?: string;
+    createdAt: number;
+    lastUsedAt: number;
+}
+
+export interface SpillStoreOptions {
+    dir: string;
+    /** Bytes of state files kept at most; least recently used ones go first. */
+    budgetBytes: number;
+    model: string;
+}
+
+export type Rejection = "missing" | "size" | "checksum" | "model";
+
+/**
+ * The disk tier of the KV cache: sequence states written with llama.cpp's own serializer plus
+ * a JSON sidecar (model identity, tokens, checksum). Everything read back is checked before
+ * llama.cpp sees it: loading a state from another model, or a damaged one, can crash the process.
+ */
+export class SpillStore {
+    private readonly entries = new Map<string, SpillEntry>();
+
+    private constructor(private readonly options: SpillStoreOptions) {}
+
+    /** Opens the folder and adopts the states a previous run left for the same model. */
+    static async open(options: SpillStoreOptions): Promise<{store: SpillStore; discarded: number}> {
+        const store = new SpillStore(options);
+        await mkdir(options.dir, {recursive: true});
+        let discarded = 0;
+        for (const name of await readdir(options.dir)) {
+            if (!name.endsWith(".json")) continue;
+            const entry = await readSidecar(path.join(options.dir, name));
+            if (entry != null && entry.model === options.model && (await store.check(entry)) == null)
+                store.entries.set(entry.id, entry);
+            else {
+                discarded++;
+                await store.removeFiles(name.slice(0, -".json".length));
+            }
+        }
+        await store.enforceBudget();
+        return {store, discarded};
+    }
+
+    get bytes() {
+        let total = 0;
+        for (const entry of this.entries.values()) total += entry.bytes;
+        return total;
+    }
+
+    list(): SpillEntry[] {
+        return [...this.entries.values()];
+    }
+
+    statePath(entry: Pick<SpillEntry, "id">) {
+        return path.join(this.options.dir, `${entry.id}.state`);
+    }
+
+    /**
+     * Stores a state: `write(file)` must write llama.cpp's state to `file`. Entries whose tokens
+     * are a prefix of the new ones are dropped: the new state serves every request they could.
+     */
+    async save(tokens: readonly number[], write: (file: string) => Promise<void>, session?: string): Promise<SpillEntry> {
+        const id = randomUUID();
+        const file = path.join(this.options.dir, `${id}.state`);
+        await write(file);
+        const {size} = await stat(file);
+        const now = Date.now();
+        const entry: SpillEntry = {
+            version: 1, id, model: this.options.model, tokens: [...tokens], bytes: size,
+            sha256: await sha256File(file), session, createdAt: now, lastUsedAt: now
+        };
+        const sidecar = path.join(this.options.dir, `${id}.json`);
+        await writeFile(`${sidecar}.partial`, JSON.stringify(entry));
+        await rename(`${sidecar}.partial`, sidecar);
+
+        for (const other of this.entries.values())
+            if (other.tokens.length <= entry.tokens.length && other.tokens.every((token, index) => token === entry.tokens[index]) &&
+                (other.session == null || other.session === session))
+                await this.delete(other);
+        this.entries.set(id, entry);
+        await this.enforceBudget();
+        return entry;
+    }
+
+    /** Why `entry` must not be loaded, or null when it is intact and belongs to this model. */
+    async check(entry: SpillEntry): Promise<Rejection | null> {
+        if (entry.model !== this.options.model) return "model";
+        const file = this.statePath(entry);
+        const info = await stat(file).catch(() => null);
+        if (info == null) return "missing";
+        if (info.size !== entry.bytes) return "size";
+        if ((await sha256File(file)) !== entry.sha256) return "checksum";
+        return null;
+    }
+
+    touch(entry: SpillEntry) {
+        entry.lastUsedAt = Date.now();
+    }
+
+    async delete(entry: SpillEntry) {
+        this.entries.delete(entry.id);
+        await this.removeFiles(entry.id);
+    }
+
+    private async enforceBudget() {
+        const byAge = this.list().sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+        let total = this.bytes;
+        for (const entry of byAge) {
+            if (total <= this.options.budgetBytes) break;
+            total -= entry.bytes;
+            await this.delete(entry);
+        }
+    }
+
+    private async removeFiles(id: string) {
+        await rm(path.join(this.options.dir, `${id}.state`), {force: true});
+        await rm(path.join(this.options.dir, `${id}.json`), {force: true});
+    }
+}
+
+async function readSidecar(file: string): Promise<SpillEntry | null> {
+    try {
+        const entry = JSON.parse(await readFile(file, "utf8")) as SpillEntry;
+        const valid = entry.version === 1 && typeof entry.id === "string" && /^[\w-]+$/.test(entry.id) &&
+            Array.isArray(entry.tokens) && entry.tokens.every(Number.isInteger) &&
+            typeof entry.sha256 === "string" && Number.isInteger(entry.bytes);
+        return valid ? entry : null;
+    } catch {
+        return null;
+    }
+}
+
+function sha256File(file: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+        const hash = createHash("sha256");
+        createReadStream(file).on("data", (chunk) => hash.update(chunk)).on("error", reject).on("end", () => resolve(hash.digest("hex")));
+    });
+}
