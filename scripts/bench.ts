@@ -17,8 +17,8 @@ import {chooseThreads} from "../src/backends/llama-cpp/threads.js";
 import {decodeOverSse, decodeOverWs, openSocket, type DecodeJob, type DecodeSample} from "./bench/clients.js";
 import {RawDecoder} from "./bench/raw.js";
 import {startBenchServer} from "./bench/server.js";
-import {renderMarkdown, summarize, type BenchReport} from "./bench/report.js";
-import {runKvBench} from "./bench/kv.js";
+import {renderMarkdown, summarize, type BenchReport, type Variant} from "./bench/report.js";
+import {runKvBench, runKvQuantBench} from "./bench/kv.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const {values: args} = parseArgs({
@@ -44,13 +44,16 @@ const threads = Number(args.threads ?? chooseThreads({mathCores: llama.cpuMathCo
 await llama.dispose();
 
 console.error(`model ${path.basename(modelPath)}, ${threads} thread(s), ${runs} runs of ${job.maxTokens} tokens`);
-const raw = await RawDecoder.create(modelPath, threads, contextSize);
+// The same settings as the server (flash attention off on CPU), and node-llama-cpp's defaults.
+const raw = await RawDecoder.create(modelPath, threads, contextSize, false);
+const rawDefaults = await RawDecoder.create(modelPath, threads, contextSize);
 const server = await startBenchServer({model: modelPath, threads, contextSize});
 const socket = await openSocket(server.url);
 
-const samples: Record<"raw" | "sse" | "ws", DecodeSample[]> = {raw: [], sse: [], ws: []};
+const samples: Record<Variant, DecodeSample[]> = {raw: [], rawDefaults: [], sse: [], ws: []};
 const measure = {
     raw: () => raw.decode(job),
+    rawDefaults: () => rawDefaults.decode(job),
     sse: () => decodeOverSse(server.url, job),
     ws: () => decodeOverWs(socket, job, `run-${Math.random()}`)
 };
@@ -59,7 +62,7 @@ try {
         await run(); // warm-up: first-call allocations, page faults, JIT
     for (let i = 0; i < runs; i++) {
         // Rotate the order so no variant always runs right after another.
-        const order = (["raw", "sse", "ws"] as const).map((_, k, all) => all[(i + k) % all.length]!);
+        const order = (["raw", "rawDefaults", "sse", "ws"] as const).map((_, k, all) => all[(i + k) % all.length]!);
         for (const variant of order)
             samples[variant].push(await measure[variant]());
         process.stderr.write(".");
@@ -69,6 +72,7 @@ try {
     socket.close();
     await server.stop();
     await raw.dispose();
+    await rawDefaults.dispose();
 }
 
 const report: BenchReport = {
@@ -82,6 +86,7 @@ const report: BenchReport = {
 };
 if (!args["skip-kv"]) {
     console.error("KV cache: prefix reuse, interleaved conversations, restore from disk…");
+    report.kvQuant = await runKvQuantBench(args.quick ? 1 : 5);
     report.kv = await runKvBench(args.quick
         ? {model: modelPath, threads, runs: 1, conversations: 3, parallel: 2, turns: 2}
         : {model: modelPath, threads, runs: Math.max(3, Math.min(runs, 5)), conversations: 12, parallel: 4, turns: 3});

@@ -114,8 +114,15 @@ describe("context_overflow: error (the default)", () => {
         expect(body.error.message).toMatch(/512 tokens/);
     });
 
-    it("stops with length when the sequence is full, and reports no overflow fields", async () => {
+    it("refuses max_tokens that could never fit, with the numbers", async () => {
         const {status, body} = await post(server, "/v1/completions", {prompt: "Once upon a time", max_tokens: 2000});
+        expect(status).toBe(400);
+        expect(body.error).toMatchObject({code: "context_length_exceeded", param: "max_tokens"});
+        expect(body.error.message).toContain("2005 were requested (5 in the prompt, 2000 for the completion)");
+    });
+
+    it("without max_tokens, stops with length when the sequence is full, and reports no overflow fields", async () => {
+        const {status, body} = await post(server, "/v1/chat/completions", {messages: [{role: "user", content: "Tell me a long story"}]});
         expect(status).toBe(200);
         expect(body.choices[0].finish_reason).toBe("length");
         expect(body.usage.prompt_tokens + body.usage.completion_tokens).toBe(512);

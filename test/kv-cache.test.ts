@@ -178,3 +178,27 @@ describe("sessions", () => {
         expect(next.cachedTokens).toBeGreaterThanOrEqual(pinnedTurn.promptTokens);
     });
 });
+
+describe("memory budget", () => {
+    it("sizes each sequence's context from a KV budget in tokens or MiB", async () => {
+        const {LlamaCppBackend} = await import("../src/backends/llama-cpp/backend.js");
+        const {Runtime} = await import("../src/runtime/runtime.js");
+        const {testModelPath} = await import("./helpers/model.js");
+        const runtime = new Runtime(await LlamaCppBackend.create({gpu: false, logger: () => {}}));
+        try {
+            // stories260K: 5 layers × 4 KV heads × 8 values × (K + V) × 2 bytes = 640 bytes per token.
+            const byMiB = await runtime.load({path: testModelPath, id: "m", parallel: 2, kvBudget: {mib: 1}});
+            expect(byMiB.kvBytesPerToken).toBe(640);
+            expect(byMiB.contextSize).toBe(768); // 1 MiB / 640 B = 1638 tokens, / 2 sequences, down to 256s
+            expect(runtime.health().kv!.blocks.total).toBe(2 * 768 / 32);
+        } finally {
+            await runtime.dispose();
+        }
+        const second = new Runtime(await LlamaCppBackend.create({gpu: false, logger: () => {}}));
+        try {
+            expect((await second.load({path: testModelPath, id: "m", parallel: 4, kvBudget: {tokens: 2048}})).contextSize).toBe(512);
+        } finally {
+            await second.dispose();
+        }
+    });
+});

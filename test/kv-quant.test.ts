@@ -55,7 +55,7 @@ describe("kvCacheType", () => {
         try {
             // 5 layers × 1 KV head × 32 values × (K + V) × 34/32 bytes
             expect(description).toMatchObject({kvCacheType: "q8_0", kvBytesPerToken: 340, canShiftContext: false});
-            const stream = await runtime.generate({input: {kind: "completion", prompt: "Once upon a time"}, sampling: {temperature: 0}, maxTokens: 1000, stop: []});
+            const stream = await runtime.generate({input: {kind: "completion", prompt: "Once upon a time"}, sampling: {temperature: 0}, stop: []});
             let text = "";
             let finish;
             for await (const event of stream)

@@ -2,7 +2,10 @@
  * KV cache benchmarks: what prefix reuse, the disk tier and session persistence do to time to
  * first token, measured against the server in its own process with a streaming client.
  */
+import {execFile} from "node:child_process";
 import {mkdtemp, rm} from "node:fs/promises";
+import {promisify} from "node:util";
+import {fileURLToPath} from "node:url";
 import os from "node:os";
 import path from "node:path";
 import {median} from "./report.js";
@@ -59,6 +62,28 @@ async function turn(server: BenchServer, messages: Message[], maxTokens = 8): Pr
         }
     }
     return {ttftMs, text, promptTokens: usage.prompt_tokens, cachedTokens: usage.prompt_tokens_details.cached_tokens};
+}
+
+export interface KvQuantRow {
+    model: string;
+    type: string;
+    flashAttention: boolean;
+    error?: string;
+    stateBytesPerToken?: number;
+    decodeTokensPerSecond?: number;
+    matchingGreedyTokens?: number;
+}
+
+/** Runs scripts/bench/kv-quant.ts (it loads models itself) and flattens its rows. */
+export async function runKvQuantBench(runs: number): Promise<KvQuantRow[]> {
+    const script = path.join(path.dirname(fileURLToPath(import.meta.url)), "kv-quant.ts");
+    const {stdout} = await promisify(execFile)(process.execPath, ["--import", "tsx", script, "--runs", String(runs)], {maxBuffer: 1 << 24});
+    const report = JSON.parse(stdout) as {models: {model: string; results: Omit<KvQuantRow, "model">[]}[]};
+    return report.models.flatMap(({model, results}) => results.map((result) => ({
+        model, type: result.type, flashAttention: result.flashAttention, error: result.error,
+        stateBytesPerToken: result.stateBytesPerToken, decodeTokensPerSecond: result.decodeTokensPerSecond,
+        matchingGreedyTokens: result.matchingGreedyTokens
+    })));
 }
 
 const ratio = (a: number, b: number) => Math.round((a / b) * 10) / 10;

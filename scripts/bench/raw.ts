@@ -5,10 +5,11 @@ import type {DecodeJob, DecodeSample} from "./clients.js";
 export class RawDecoder {
     private constructor(private readonly model: LlamaModel, private readonly context: LlamaContext) {}
 
-    static async create(modelPath: string, threads: number, contextSize: number) {
+    /** `flashAttention` undefined: node-llama-cpp's default ("auto", on for this CPU). */
+    static async create(modelPath: string, threads: number, contextSize: number, flashAttention?: boolean) {
         const llama = await getLlama({gpu: false, build: "never", maxThreads: threads, logLevel: "error" as never});
         const model = await llama.loadModel({modelPath});
-        const context = await model.createContext({contextSize, sequences: 1, threads: {ideal: threads, min: 1}});
+        const context = await model.createContext({contextSize, sequences: 1, threads: {ideal: threads, min: 1}, flashAttention});
         return new RawDecoder(model, context);
     }
 

@@ -1,7 +1,8 @@
 import type {DecodeSample} from "./clients.js";
-import type {KvBenchReport} from "./kv.js";
+import type {KvBenchReport, KvQuantRow} from "./kv.js";
 
-export type Variant = "raw" | "sse" | "ws";
+/** raw: node-llama-cpp with the server's settings; rawDefaults: with node-llama-cpp's own defaults. */
+export type Variant = "raw" | "rawDefaults" | "sse" | "ws";
 
 export interface VariantSummary {
     decodeTokensPerSecond: number;
@@ -20,6 +21,7 @@ export interface BenchReport {
     tokens: number;
     results: Record<Variant, VariantSummary>;
     kv?: KvBenchReport;
+    kvQuant?: KvQuantRow[];
 }
 
 export function median(values: number[]) {
@@ -39,7 +41,7 @@ export function summarize(samples: Record<Variant, DecodeSample[]>): Record<Vari
             samples: samples[variant].map((sample) => ({tokens: sample.tokens, ttftMs: round(sample.ttftMs), tokensPerSecond: round(sample.tokensPerSecond)}))
         };
     };
-    return {raw: entry("raw"), sse: entry("sse"), ws: entry("ws")};
+    return {raw: entry("raw"), rawDefaults: entry("rawDefaults"), sse: entry("sse"), ws: entry("ws")};
 }
 
 export function renderMarkdown(report: BenchReport) {
@@ -55,11 +57,12 @@ Model: \`${report.model}\`, ${report.threads} thread(s) (the runtime's own choic
 
 ## Streaming overhead
 
-Medians of ${report.runs} runs per variant, interleaved in one process run. "raw" is node-llama-cpp 3.21.1 called directly (\`sequence.evaluate\` + detokenize per token), in the benchmark process; the server runs in its own process, as users run it, and its client reads every event as it arrives.
+Medians of ${report.runs} runs per variant, interleaved in one process run. "raw" is node-llama-cpp 3.21.1 called directly (\`sequence.evaluate\` + detokenize per token), in the benchmark process, with the server's settings (same threads, flash attention off on CPU); "raw, node-llama-cpp defaults" leaves flash attention to node-llama-cpp (on for this CPU). The server runs in its own process, as users run it, and its client reads every event as it arrives. "of raw" is the median rate over raw's median rate.
 
 | path | decode tok/s | of raw | TTFT ms |
 | --- | ---: | ---: | ---: |
-${row("raw node-llama-cpp", "raw")}
+${row("raw node-llama-cpp, the server's settings", "raw")}
+${row("raw node-llama-cpp, its defaults", "rawDefaults")}
 ${row("server, SSE (/v1/completions, stream)", "sse")}
 ${row("server, WebSocket (/v1/ws)", "ws")}
 
@@ -68,9 +71,10 @@ Decode rate = (tokens − 1) / (time of last token − time of first token), so 
 Bars on this machine from llama.cpp's own tools (measured separately, see the issue tracker): llama-bench 3,400 tok/s at 1 thread; llama-server ~1,850 tok/s per stream over SSE, TTFT ~4 ms.
 
 Raw samples (tok/s): ${r.raw.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
+Raw with node-llama-cpp's defaults (tok/s): ${r.rawDefaults.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
 SSE samples (tok/s): ${r.sse.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
 WS samples (tok/s): ${r.ws.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
-${report.kv == null ? "" : renderKv(report.kv)}`;
+${report.kv == null ? "" : renderKv(report.kv)}${report.kvQuant == null ? "" : renderKvQuant(report.kvQuant)}`;
 }
 
 function renderKv(kv: KvBenchReport) {
@@ -97,4 +101,23 @@ llama-server on this machine: 13× for an ~800-token shared prefix, 13.5× for 1
 function round(value: number, digits = 2) {
     const scale = 10 ** digits;
     return Math.round(value * scale) / scale;
+}
+
+function renderKvQuant(rows: KvQuantRow[]) {
+    const line = (row: KvQuantRow) => row.error != null
+        ? `| ${row.model} | ${row.type} | ${row.flashAttention ? "on" : "off"} | refused: ${row.error.split(";")[0]} | | |`
+        : `| ${row.model} | ${row.type} | ${row.flashAttention ? "on" : "off"} | ${row.stateBytesPerToken} | ${row.decodeTokensPerSecond} | ${row.matchingGreedyTokens ?? "reference"} |`;
+    return `
+## KV bytes per cached token, by KV cache type
+
+From scripts/bench/kv-quant.ts: llama.cpp's state size per token (slope between 256 and 1,024
+cached tokens), decode speed (median) and how many of the first 64 greedy tokens match f16.
+stories260K's attention heads hold 8 values, too few for the 32-value quantization blocks, so
+its quantized rows are refused at load; the "regrouped" model is the same weights read as heads of
+32 (its text is nonsense, so its speed and agreement say nothing about real models; its bytes do).
+
+| model | KV type | flash attention | bytes / token | decode tok/s | greedy tokens equal to f16 (of 64) |
+| --- | --- | --- | ---: | ---: | ---: |
+${rows.map(line).join("\n")}
+`;
 }

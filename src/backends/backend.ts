@@ -19,6 +19,11 @@ export interface LoadModelOptions {
     id: string;
     /** Tokens of context per sequence. `undefined` = the model's trained size capped by the backend. */
     contextSize?: number;
+    /**
+     * KV memory for all sequences together, used to size the context when `contextSize` is
+     * unset: tokens, or MiB converted with the model's KV bytes per token.
+     */
+    kvBudget?: {tokens?: number; mib?: number};
     /** Sequences decoded side by side in one context. */
     parallel: number;
     /** CPU threads; `undefined` = let the backend choose for this machine and model. */

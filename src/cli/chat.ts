@@ -194,7 +194,7 @@ async function startInProcess(flags: ChatFlags, sampling: SamplingFlags): Promis
         downloadTimeoutSeconds: settings.downloadTimeoutSeconds,
         command: "chat"
     });
-    const runtime = await createRuntime(settings, logger);
+    const runtime = await createRuntime(settings, logger, "truncate");
     let description;
     try {
         description = await runtime.load(modelLoadOptions(settings, model.path));

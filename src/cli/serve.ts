@@ -8,6 +8,7 @@ import type {Settings} from "../config/schema.js";
 import {createLogger, type Logger} from "../logger.js";
 import {resolveModel} from "../models/default-model.js";
 import {Runtime} from "../runtime/runtime.js";
+import type {ContextOverflowPolicy} from "../runtime/types.js";
 
 interface ServeFlags {
     model?: string;
@@ -134,14 +135,15 @@ async function serve(flags: ServeFlags) {
 }
 
 /** A runtime on the llama.cpp backend with its native logs routed through `logger`. Shared with `chat`. */
-export async function createRuntime(settings: Settings, logger: Logger): Promise<Runtime> {
+/** `defaultOverflow` applies when no setting names a context-overflow policy. */
+export async function createRuntime(settings: Settings, logger: Logger, defaultOverflow: ContextOverflowPolicy = "error"): Promise<Runtime> {
     const backend = await LlamaCppBackend.create({
         gpu: settings.gpu === "cpu" ? false : "auto",
         logger: (level, message) => logger[level](message)
     });
     return new Runtime(backend, {
         maxQueued: settings.maxQueued,
-        contextOverflow: {policy: settings.contextOverflow, sinkTokens: settings.sinkTokens, slideTokens: settings.slideTokens},
+        contextOverflow: {policy: settings.contextOverflow ?? defaultOverflow, sinkTokens: settings.sinkTokens, slideTokens: settings.slideTokens},
         kv: {
             blockSize: settings.kvBlockSize,
             spillDir: settings.kvSpill ? path.resolve(settings.kvSpillDir) : undefined,
@@ -158,6 +160,7 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
         id: settings.modelAlias ?? path.basename(modelPath).replace(/\.gguf$/i, ""),
         parallel: settings.parallel,
         contextSize: settings.ctxSize,
+        kvBudget: settings.kvBudgetTokens != null || settings.kvBudgetMiB != null ? {tokens: settings.kvBudgetTokens, mib: settings.kvBudgetMiB} : undefined,
         threads: settings.threads,
         kvCacheType: settings.kvCacheType,
         flashAttention: settings.flashAttention,

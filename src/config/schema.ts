@@ -26,8 +26,10 @@ export const settingsSchema = z.object({
      * A prompt or answer that outgrows the context: "error" (400 / finish_reason length),
      * "truncate" (drop the oldest prompt tokens after the sinks) or "slide" (also drop the oldest
      * KV tokens after the sinks while generating). Requests may override it (`context_overflow`).
+     * Unset: "error" for `serve` (what OpenAI clients expect), "truncate" for `chat` (a long
+     * conversation forgets its oldest turns instead of failing).
      */
-    contextOverflow: z.enum(["error", "truncate", "slide"]).default("error"),
+    contextOverflow: z.enum(["error", "truncate", "slide"]).optional(),
     /** Leading tokens truncation and sliding keep. Unset: BOS + system prompt, else 4 (at most half the context). */
     sinkTokens: z.coerce.number().int().min(1).optional(),
     /** Tokens dropped per slide. Unset: a quarter of the context. */

@@ -6,6 +6,12 @@ import type {SpillEntry, SpillStore} from "./spill-store.js";
 
 /** Added to a pinned sequence's eviction rank: more than any `performance.now()` reading. */
 const SESSION_PIN = 1e15;
+/**
+ * After an eviction, sequences are written to disk as soon as they go idle (write-behind) for
+ * this long: with more conversations than sequences, the next eviction then costs nothing on the
+ * critical path. Without that pressure nothing is written until an eviction needs it.
+ */
+const PRESSURE_WINDOW_MS = 60_000;
 
 export interface KvManagerOptions {
     blockSize: number;
@@ -58,6 +64,9 @@ export class KvManager {
     private readonly savedAs = new Map<number, SpillEntry>();
     /** Sequences whose tokens past this length must not be reused (see `release`). */
     private readonly dirty = new Map<number, number>();
+    /** Write-behind saves in flight, awaited before the sequence is used again. */
+    private readonly pendingSaves = new Map<number, Promise<void>>();
+    private lastEvictionAt = -Infinity;
     private readonly counters = {requests: 0, prefixHits: 0, promptTokens: 0, reusedPromptTokens: 0, evictions: 0, spills: 0, restores: 0, rejectedStates: 0};
 
     constructor(sequenceCount: number, private readonly options: KvManagerOptions) {
@@ -108,6 +117,7 @@ export class KvManager {
     async prepare(sequence: BackendSequence, prompt: readonly number[], maxTokens: number) {
         const plan = this.plans.get(sequence.index) ?? {reuse: 0};
         this.plans.delete(sequence.index);
+        await this.pendingSaves.get(sequence.index);
         const cleanPrefix = this.dirty.get(sequence.index);
         if (cleanPrefix != null) {
             this.dirty.delete(sequence.index);
@@ -117,6 +127,7 @@ export class KvManager {
         const kept = plan.restore == null ? commonPrefixLength(held, prompt) : 0;
         if (held.length - kept >= this.options.blockSize) {
             this.counters.evictions++;
+            this.lastEvictionAt = performance.now();
             await this.spillIfWorthIt(sequence, held);
         }
 
@@ -144,10 +155,23 @@ export class KvManager {
         this.lastUsed.set(sequence.index, performance.now());
         if (session != null) this.owners.set(sequence.index, session);
         else this.owners.delete(sequence.index);
+
+        const underPressure = performance.now() - this.lastEvictionAt < PRESSURE_WINDOW_MS;
+        if (this.options.spill != null && underPressure && cleanPrefix == null && sequence.cachedTokens.length >= this.options.blockSize) {
+            const save = this.spillIfWorthIt(sequence, sequence.cachedTokens)
+                .finally(() => this.pendingSaves.delete(sequence.index));
+            this.pendingSaves.set(sequence.index, save);
+        }
+    }
+
+    /** Resolves when no write-behind save is running (before the model is freed). */
+    async settle() {
+        await Promise.all(this.pendingSaves.values());
     }
 
     /** Writes every sequence's tokens to disk (shutdown with session persistence). */
     async persist(sequences: readonly BackendSequence[]) {
+        await this.settle();
         for (const sequence of sequences) {
             const cleanPrefix = this.dirty.get(sequence.index);
             if (cleanPrefix != null) await sequence.truncate(cleanPrefix);

@@ -33,6 +33,12 @@ export type Rejection = "missing" | "size" | "checksum" | "model";
  */
 export class SpillStore {
     private readonly entries = new Map<string, SpillEntry>();
+    /**
+     * mtime of each state file as this process last saw it intact (written by it, or checksummed).
+     * A file with that mtime and size is not hashed again: hashing a large model's state on every
+     * restore would cost more than the restore. Files adopted from a previous run are hashed once.
+     */
+    private readonly verified = new Map<string, number>();
 
     private constructor(private readonly options: SpillStoreOptions) {}
 
@@ -44,7 +50,9 @@ export class SpillStore {
         for (const name of await readdir(options.dir)) {
             if (!name.endsWith(".json")) continue;
             const entry = await readSidecar(path.join(options.dir, name));
-            if (entry != null && entry.model === options.model && (await store.check(entry)) == null)
+            // Cheap checks now; the checksum when the entry is first restored.
+            const info = entry == null ? null : await stat(store.statePath(entry)).catch(() => null);
+            if (entry != null && entry.model === options.model && info?.size === entry.bytes)
                 store.entries.set(entry.id, entry);
             else {
                 discarded++;
@@ -77,7 +85,7 @@ export class SpillStore {
         const id = randomUUID();
         const file = path.join(this.options.dir, `${id}.state`);
         await write(file);
-        const {size} = await stat(file);
+        const {size, mtimeMs} = await stat(file);
         const now = Date.now();
         const entry: SpillEntry = {
             version: 1, id, model: this.options.model, tokens: [...tokens], bytes: size,
@@ -92,6 +100,7 @@ export class SpillStore {
                 (other.session == null || other.session === session))
                 await this.delete(other);
         this.entries.set(id, entry);
+        this.verified.set(id, mtimeMs);
         await this.enforceBudget();
         return entry;
     }
@@ -103,7 +112,9 @@ export class SpillStore {
         const info = await stat(file).catch(() => null);
         if (info == null) return "missing";
         if (info.size !== entry.bytes) return "size";
+        if (this.verified.get(entry.id) === info.mtimeMs) return null;
         if ((await sha256File(file)) !== entry.sha256) return "checksum";
+        this.verified.set(entry.id, info.mtimeMs);
         return null;
     }
 
@@ -113,6 +124,7 @@ export class SpillStore {
 
     async delete(entry: SpillEntry) {
         this.entries.delete(entry.id);
+        this.verified.delete(entry.id);
         await this.removeFiles(entry.id);
     }
 

@@ -47,6 +47,10 @@ export function fitToContext(
     if (policy === "error") {
         if (length + 1 > contextSize)
             throw new ContextLengthExceededError(length, contextSize, param);
+        // Admission: what the client asked for must fit, as OpenAI checks it. A stream is never
+        // cut short of memory it was promised.
+        if (maxTokens != null && length + maxTokens > contextSize)
+            throw new ContextLengthExceededError(length, contextSize, "max_tokens", maxTokens);
         const room = contextSize - length;
         return {policy, prompt: rendered, truncatedPromptTokens: 0, tokenLimit: Math.min(maxTokens ?? room, room)};
     }

@@ -31,11 +31,15 @@ export class InvalidRequestError extends EngineError {
 }
 
 export class ContextLengthExceededError extends EngineError {
-    constructor(readonly promptTokens: number, readonly contextSize: number, param: string | null = "messages") {
+    constructor(readonly promptTokens: number, readonly contextSize: number, param: string | null = "messages", readonly maxTokens?: number) {
         super(
             "context_length_exceeded",
-            `This model's maximum context length is ${contextSize} tokens, but the prompt has ${promptTokens} tokens ` +
-            `(at least 1 more is needed to generate). Shorten the prompt or start the server with a larger --ctx-size.`,
+            maxTokens == null
+                ? `This model's maximum context length is ${contextSize} tokens, but the prompt has ${promptTokens} tokens ` +
+                  `(at least 1 more is needed to generate). Shorten the prompt or start the server with a larger --ctx-size.`
+                : `This model's maximum context length is ${contextSize} tokens, but ${promptTokens + maxTokens} were requested ` +
+                  `(${promptTokens} in the prompt, ${maxTokens} for the completion). Lower max_tokens, shorten the prompt, ` +
+                  `or send "context_overflow": "truncate" or "slide".`,
             param
         );
     }

@@ -193,6 +193,7 @@ export class Runtime {
                     resolve();
                 });
             });
+        await this.loaded?.kv.settle();
         if (this.loaded != null && this.options.kv?.persistOnShutdown)
             await this.loaded.kv.persist(this.loaded.model.sequences);
         await this.loaded?.model.dispose();

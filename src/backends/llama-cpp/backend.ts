@@ -64,9 +64,13 @@ export class LlamaCppBackend implements Backend {
 
         const model = await this.llama.loadModel({modelPath: options.path, loadSignal: options.signal});
         try {
-            const contextSize = options.contextSize ?? Math.min(model.trainContextSize, DEFAULT_MAX_CONTEXT_SIZE);
             const kvCacheType = options.kvCacheType ?? "f16";
             const kvShape = readKvShape(model.fileInfo.metadata);
+            const budgetTokens = options.kvBudget?.tokens ?? (options.kvBudget?.mib != null && kvShape != null
+                ? Math.floor(options.kvBudget.mib * 1024 * 1024 / kvBytesPerToken(kvShape, kvCacheType))
+                : undefined);
+            const contextSize = options.contextSize ??
+                (budgetTokens != null ? contextSizeForBudget(budgetTokens, options.parallel) : Math.min(model.trainContextSize, DEFAULT_MAX_CONTEXT_SIZE));
             const context = await model.createContext({
                 contextSize,
                 sequences: options.parallel,
@@ -117,4 +121,12 @@ function resolveFlashAttention(setting: LoadModelOptions["flashAttention"], onGp
     if (setting === "on") return true;
     if (setting === "off") return false;
     return onGpu ? "auto" : false;
+}
+
+/** llama.cpp rounds each sequence's cells up to a multiple of 256; round down so the budget holds. */
+function contextSizeForBudget(budgetTokens: number, parallel: number) {
+    const perSequence = Math.floor(budgetTokens / parallel / 256) * 256;
+    if (perSequence < 256)
+        throw new Error(`A KV budget of ${budgetTokens} tokens is too small for ${parallel} sequences (each needs at least 256 tokens); raise the budget or lower --parallel.`);
+    return perSequence;
 }
