@@ -9,6 +9,8 @@ import type {SlidingWindow} from "../kv/window.js";
 export interface Backend {
     readonly name: string;
     loadModel(options: LoadModelOptions): Promise<BackendModel>;
+    /** Lowers (or restores) the CPU threads decoding may use, live; never above a model's own count. */
+    setMaxThreads?(threads: number): void;
     dispose(): Promise<void>;
 }
 

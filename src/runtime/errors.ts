@@ -10,6 +10,7 @@ export type EngineErrorCode =
     | "queue_full"
     | "not_ready"
     | "shutting_down"
+    | "throttled"
     | "internal_error";
 
 export class EngineError extends Error {
@@ -60,6 +61,13 @@ export class QueueFullError extends EngineError {
 export class NotReadyError extends EngineError {
     constructor(message = "The model is still loading. Retry shortly.", retryAfterSeconds = 2) {
         super("not_ready", message, null, retryAfterSeconds);
+    }
+}
+
+/** New work is refused for now (e.g. the device is critically hot); streams in flight go on. */
+export class ThrottledError extends EngineError {
+    constructor(message: string, retryAfterSeconds: number) {
+        super("throttled", message, null, retryAfterSeconds);
     }
 }
 

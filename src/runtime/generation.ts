@@ -19,6 +19,8 @@ export interface GenerationSetup {
     acquiredAt: number;
     signal?: AbortSignal;
     /** Gives the sequence back; called exactly once. */
+    /** Current pacing cap in tokens per second (read before every token; undefined = none). */
+    tokensPerSecond?: () => number | undefined;
     /** `slid`: the sequence's window moved, so its KV past the sink tokens is not a clean prefix. */
     release(outcome: {slid: boolean}): void;
 }
@@ -113,6 +115,7 @@ export class Generation implements GenerationStream {
                     finishReason = "length";
                     break;
                 }
+                await this.pace();
             }
             if (signal?.aborted)
                 finishReason = "cancelled";
@@ -139,6 +142,22 @@ export class Generation implements GenerationStream {
             await tokens.return();
             this.release();
         }
+    }
+
+    private lastTokenAt = 0;
+
+    /**
+     * Under a tokens/s cap, waits out the rest of this token's interval before asking for the
+     * next one: the decoder idles meanwhile, which is what saves power. Wakes early on abort.
+     */
+    private async pace() {
+        const rate = this.setup.tokensPerSecond?.();
+        const now = performance.now();
+        if (rate != null && rate > 0 && this.lastTokenAt > 0) {
+            const wait = this.lastTokenAt + 1000 / rate - now;
+            if (wait > 1) await sleep(wait, this.setup.signal);
+        }
+        this.lastTokenAt = performance.now();
     }
 
     private timings(generated: number, reused: number, firstTokenAt: number): Timings {
@@ -168,4 +187,17 @@ export class Generation implements GenerationStream {
 
 function round(value: number) {
     return Math.round(value * 100) / 100;
+}
+
+function sleep(ms: number, signal?: AbortSignal) {
+    return new Promise<void>((resolve) => {
+        if (signal?.aborted) return resolve();
+        const done = () => {
+            clearTimeout(timer);
+            signal?.removeEventListener("abort", done);
+            resolve();
+        };
+        const timer = setTimeout(done, ms);
+        signal?.addEventListener("abort", done, {once: true});
+    });
 }

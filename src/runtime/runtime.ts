@@ -1,6 +1,6 @@
 import path from "node:path";
 import type {Backend, BackendModel, BackendSequence, LoadModelOptions, ModelDescription} from "../backends/backend.js";
-import {ModelNotFoundError, NotReadyError, ShuttingDownError} from "./errors.js";
+import {ModelNotFoundError, NotReadyError, ShuttingDownError, ThrottledError} from "./errors.js";
 import {fitToContext, type ContextOverflowOptions} from "./context-fit.js";
 import {Generation} from "./generation.js";
 import {SlotScheduler} from "./scheduler.js";
@@ -29,6 +29,25 @@ export interface KvOptions {
     persistOnShutdown?: boolean;
 }
 
+/**
+ * Limits the engine obeys at run time (the power governor sets them; the engine does not know
+ * why). Unset fields mean no limit.
+ */
+export interface EngineLimits {
+    /** CPU threads for decoding, applied live; never above the model's own count. */
+    threads?: number;
+    /** Requests decoded at once; the rest wait in the queue. */
+    maxConcurrent?: number;
+    /** Tokens per second per stream (pacing: the decoder idles between tokens). */
+    tokensPerSecond?: number;
+    /** Cap on each request's max_tokens. */
+    maxTokens?: number;
+    /** Speculative decoding allowed (no effect until the engine speculates). */
+    speculative?: boolean;
+    /** While set, new requests get 503 with Retry-After; streams in flight go on. */
+    refuse?: {message: string; retryAfterSeconds: number};
+}
+
 export type RuntimeStatus = "idle" | "loading" | "ready" | "failed" | "closed";
 
 export interface RuntimeHealth {
@@ -37,6 +56,7 @@ export interface RuntimeHealth {
     model?: ModelDescription;
     slots?: {total: number; free: number; queued: number; running: number};
     kv?: KvStats;
+    limits: EngineLimits;
 }
 
 interface LoadedModel {
@@ -56,6 +76,7 @@ export class Runtime {
     private loadError?: Error;
     private readonly active = new Set<Generation>();
     private idleWaiters: (() => void)[] = [];
+    private limits: EngineLimits = {};
 
     constructor(readonly backend: Backend, private readonly options: RuntimeOptions = {}) {}
 
@@ -94,7 +115,7 @@ export class Runtime {
     }
 
     health(): RuntimeHealth {
-        const health: RuntimeHealth = {status: this.status};
+        const health: RuntimeHealth = {status: this.status, limits: this.limits};
         if (this.loadError != null) health.error = this.loadError.message;
         if (this.loaded != null) {
             const {model, scheduler, kv} = this.loaded;
@@ -119,9 +140,12 @@ export class Runtime {
      * Validates the request, waits for a free sequence (bounded queue) and returns the stream.
      * Rejects before any event for input errors, a full queue or a prompt that cannot fit.
      */
-    async generate(request: GenerationRequest, {signal}: {signal?: AbortSignal} = {}): Promise<GenerationStream> {
+    async generate(original: GenerationRequest, {signal}: {signal?: AbortSignal} = {}): Promise<GenerationStream> {
         const receivedAt = performance.now();
-        const {model, scheduler, kv} = this.resolve(request.model);
+        const {model, scheduler, kv} = this.resolve(original.model);
+        if (this.limits.refuse != null)
+            throw new ThrottledError(this.limits.refuse.message, this.limits.refuse.retryAfterSeconds);
+        const request = this.capMaxTokens(original);
         const rendered = request.input.kind === "chat"
             ? model.renderChat(request.input.messages)
             : model.renderCompletion(request.input.prompt);
@@ -156,6 +180,7 @@ export class Runtime {
             receivedAt,
             acquiredAt: performance.now(),
             signal,
+            tokensPerSecond: () => this.limits.tokensPerSecond,
             release: ({slid}) => {
                 this.active.delete(generation);
                 kv.release(sequence, request.session, slid ? fit.window?.sinkTokens ?? 0 : undefined);
@@ -166,6 +191,19 @@ export class Runtime {
         });
         this.active.add(generation);
         return generation;
+    }
+
+    /**
+     * Applies new limits at once: threads at the next batch, concurrency for the next request
+     * to start, pacing from the next token of every stream, the max_tokens cap and refusal for
+     * new requests. Running requests are never stopped.
+     */
+    setLimits(limits: EngineLimits) {
+        this.limits = {...limits};
+        const model = this.loaded?.model;
+        if (model != null)
+            this.backend.setMaxThreads?.(Math.min(limits.threads ?? model.description.threads, model.description.threads));
+        this.loaded?.scheduler.setCapacity(limits.maxConcurrent ?? Number.POSITIVE_INFINITY);
     }
 
     get activeGenerations() {
@@ -199,6 +237,12 @@ export class Runtime {
         await this.loaded?.model.dispose();
         this.loaded = undefined;
         await this.backend.dispose();
+    }
+
+    private capMaxTokens(request: GenerationRequest): GenerationRequest {
+        const cap = this.limits.maxTokens;
+        if (cap == null || (request.maxTokens != null && request.maxTokens <= cap)) return request;
+        return {...request, maxTokens: cap};
     }
 
     private async createKvManager(model: BackendModel) {

@@ -53,3 +53,33 @@ describe("SlotScheduler", () => {
         await expect(scheduler.acquire(first)).rejects.toBeInstanceOf(ShuttingDownError);
     });
 });
+
+describe("SlotScheduler capacity", () => {
+    it("runs at most `capacity` slots; raising it starts waiting requests at once", async () => {
+        const scheduler = new SlotScheduler(["a", "b", "c"], {maxQueued: 4});
+        scheduler.setCapacity(1);
+        expect(await scheduler.acquire(first)).toBe("a");
+        let second: string | undefined;
+        void scheduler.acquire(first).then((slot) => (second = slot));
+        await Promise.resolve();
+        expect(second).toBeUndefined();
+        expect(scheduler.queued).toBe(1);
+        scheduler.setCapacity(3);
+        await Promise.resolve();
+        expect(second).toBe("b");
+        expect(scheduler.running).toBe(2);
+    });
+
+    it("lowering it never takes a slot from a running request", async () => {
+        const scheduler = new SlotScheduler(["a", "b"], {maxQueued: 4});
+        await scheduler.acquire(first);
+        await scheduler.acquire(first);
+        scheduler.setCapacity(1);
+        expect(scheduler.running).toBe(2);
+        const third = scheduler.acquire(first);
+        scheduler.release("a");
+        expect(scheduler.queued).toBe(1);
+        scheduler.release("b");
+        expect(await third).toBe("a");
+    });
+});

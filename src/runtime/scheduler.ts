@@ -19,10 +19,28 @@ interface Waiter<Slot> {
 export class SlotScheduler<Slot> {
     private readonly free: Slot[];
     private readonly queue: Waiter<Slot>[] = [];
+    private readonly total: number;
+    /** Slots that may run at once (a power limit can lower it below `total`). */
+    private capacity: number;
     private closed = false;
 
     constructor(slots: readonly Slot[], private readonly options: SchedulerOptions) {
         this.free = [...slots];
+        this.total = slots.length;
+        this.capacity = slots.length;
+    }
+
+    get running() {
+        return this.total - this.free.length;
+    }
+
+    /**
+     * Limits how many slots run at once. Lowering it never stops a running request; raising it
+     * hands free slots to waiting requests at once.
+     */
+    setCapacity(capacity: number) {
+        this.capacity = Math.max(1, Math.min(this.total, capacity));
+        this.handOut();
     }
 
     get freeSlots() {
@@ -38,7 +56,7 @@ export class SlotScheduler<Slot> {
         if (this.closed)
             return Promise.reject(new ShuttingDownError());
         signal?.throwIfAborted();
-        if (this.free.length > 0 && this.queue.length === 0)
+        if (this.canStart() && this.queue.length === 0)
             return Promise.resolve(this.take(pick));
         if (this.queue.length >= this.options.maxQueued)
             return Promise.reject(new QueueFullError(this.options.maxQueued));
@@ -67,9 +85,18 @@ export class SlotScheduler<Slot> {
 
     release(slot: Slot) {
         this.free.push(slot);
-        const next = this.queue.shift();
-        if (next != null)
+        this.handOut();
+    }
+
+    private canStart() {
+        return this.free.length > 0 && this.running < this.capacity;
+    }
+
+    private handOut() {
+        while (this.queue.length > 0 && this.canStart()) {
+            const next = this.queue.shift()!;
             next.resolve(this.take(next.pick));
+        }
     }
 
     /** Refuses new work and fails everything still waiting. */

@@ -37,6 +37,7 @@ const engineStatus: Record<EngineErrorCode, {status: number; type: string}> = {
     queue_full: {status: 429, type: "rate_limit_error"},
     not_ready: {status: 503, type: "server_error"},
     shutting_down: {status: 503, type: "server_error"},
+    throttled: {status: 503, type: "server_error"},
     internal_error: {status: 500, type: "server_error"}
 };
 

@@ -112,6 +112,11 @@ export class LlamaCppBackend implements Backend {
         }
     }
 
+    setMaxThreads(threads: number) {
+        // node-llama-cpp applies it at the next batch of every context (its live setter).
+        this.llama.maxThreads = Math.max(1, threads);
+    }
+
     async dispose() {
         await this.llama.dispose();
     }
