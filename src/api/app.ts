@@ -4,15 +4,19 @@ import type {Runtime} from "../runtime/runtime.js";
 import {ApiError, toOpenAIError} from "./openai/errors.js";
 import {openAIRoutes} from "./openai/routes.js";
 import {createMetrics} from "./metrics.js";
+import {adminRoutes} from "./admin.js";
+import type {PowerView} from "../power/status.js";
 
 export interface AppOptions {
     runtime: Runtime;
     maxBodyBytes: number;
+    power?: PowerView;
+    adminToken?: string;
     onError?: (error: unknown) => void;
 }
 
-/** The HTTP API: OpenAI-compatible routes under /v1 plus /health. */
-export function createApp({runtime, maxBodyBytes, onError}: AppOptions) {
+/** The HTTP API: OpenAI-compatible routes under /v1, /health, /metrics and /admin. */
+export function createApp({runtime, maxBodyBytes, power, adminToken, onError}: AppOptions) {
     const app = new Hono();
 
     app.use("*", bodyLimit({
@@ -24,10 +28,11 @@ export function createApp({runtime, maxBodyBytes, onError}: AppOptions) {
 
     app.get("/health", (c) => {
         const health = runtime.health();
-        return c.json(health, health.status === "ready" ? 200 : 503);
+        return c.json({...health, power: power?.status()}, health.status === "ready" ? 200 : 503);
     });
 
-    const metrics = createMetrics(runtime);
+    const metrics = createMetrics(runtime, power);
+    app.route("/admin", adminRoutes({power, adminToken}));
     app.get("/metrics", async (c) => c.body(await metrics.render(), 200, {"Content-Type": metrics.contentType}));
 
     app.route("/v1", openAIRoutes(runtime));

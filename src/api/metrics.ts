@@ -1,11 +1,13 @@
 import {Counter, Gauge, Registry, collectDefaultMetrics} from "prom-client";
 import type {Runtime} from "../runtime/runtime.js";
+import type {PowerView} from "../power/status.js";
+import {POWER_LEVELS} from "../power/types.js";
 
 /**
  * Prometheus metrics (prom-client). Engine figures are read from the runtime at scrape time,
  * so the per-token path never touches a metric.
  */
-export function createMetrics(runtime: Runtime) {
+export function createMetrics(runtime: Runtime, power?: PowerView) {
     const registry = new Registry();
     collectDefaultMetrics({register: registry, prefix: "edge_llm_"});
 
@@ -47,6 +49,28 @@ export function createMetrics(runtime: Runtime) {
     counter("edge_llm_kv_rejected_states_total", "State files refused (damaged or from another model)", () => health().kv?.rejectedStates);
     gauge("edge_llm_kv_spilled_states", "Sequence states on disk", () => health().kv?.spilledStates);
     gauge("edge_llm_kv_spilled_bytes", "Bytes of sequence states on disk", () => health().kv?.spilledBytes);
+
+    if (power != null) {
+        const status = () => power.status();
+        gauge("edge_llm_power_level", "Power level: 0 nominal, 1 fair, 2 serious, 3 critical", () => POWER_LEVELS.indexOf(status().level));
+        gauge("edge_llm_power_max_temperature_celsius", "Hottest thermal zone in the last reading", () => {
+            const zones = status().reading?.thermalZones ?? [];
+            return zones.length === 0 ? undefined : Math.max(...zones.map((zone) => zone.celsius));
+        });
+        gauge("edge_llm_power_battery_percent", "Battery charge in the last reading", () => status().reading?.battery?.percent);
+        gauge("edge_llm_power_on_battery", "1 while discharging", () => {
+            const battery = status().reading?.battery;
+            return battery == null ? undefined : battery.discharging ? 1 : 0;
+        });
+        gauge("edge_llm_power_poll_seconds", "Cost of the last sensor poll", () => {
+            const poll = status().pollMs;
+            return poll == null ? undefined : poll.last / 1000;
+        });
+        gauge("edge_llm_limit_tokens_per_second", "Per-stream pacing cap (0 = none)", () => status().limits.tokensPerSecond ?? 0);
+        gauge("edge_llm_limit_threads", "Decode threads allowed (0 = the model's own)", () => status().limits.threads ?? 0);
+        gauge("edge_llm_limit_max_concurrent", "Requests decoded at once (0 = all sequences)", () => status().limits.maxConcurrent ?? 0);
+        gauge("edge_llm_limit_refusing", "1 while new requests are refused", () => (status().limits.refuse != null ? 1 : 0));
+    }
 
     return {
         contentType: registry.contentType,

@@ -5,6 +5,7 @@ import type {Runtime} from "../runtime/runtime.js";
 import type {Logger} from "../logger.js";
 import {createApp} from "./app.js";
 import {attachWebSocketApi} from "./ws/server.js";
+import type {PowerView} from "../power/status.js";
 
 export interface ServerOptions {
     runtime: Runtime;
@@ -12,6 +13,9 @@ export interface ServerOptions {
     port: number;
     maxBodyBytes: number;
     maxWsFrameBytes: number;
+    power?: PowerView;
+    /** Bearer token for /admin endpoints; unset: they are disabled. */
+    adminToken?: string;
     logger?: Logger;
 }
 
@@ -28,6 +32,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const app = createApp({
         runtime,
         maxBodyBytes: options.maxBodyBytes,
+        power: options.power,
+        adminToken: options.adminToken,
         onError: (error) => logger?.error({err: error}, "request failed")
     });
 
@@ -36,7 +42,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         (created as Server).once("error", reject);
     });
     server.on("error", (error) => logger?.error({err: error}, "server error"));
-    const ws = attachWebSocketApi(server, runtime, {maxFrameBytes: options.maxWsFrameBytes, logger});
+    const ws = attachWebSocketApi(server, runtime, {maxFrameBytes: options.maxWsFrameBytes, power: options.power, logger});
 
     const address = server.address() as AddressInfo;
     const hostForUrl = address.family === "IPv6" ? `[${address.address}]` : address.address;

@@ -36,3 +36,17 @@ describe("loadSettings", () => {
         await expect(loadSettings({flags: {parallel: 0}, env: {}, cwd: os.tmpdir()})).rejects.toThrow(/command-line flags[\s\S]*parallel/);
     });
 });
+
+describe("nested settings (power)", () => {
+    it("merge field by field across layers, with their own environment variables", async () => {
+        const dir = await mkdtemp(path.join(os.tmpdir(), "edge-llm-config-"));
+        await writeFile(path.join(dir, "hono.config.ts"), `export default {power: {pollIntervalMs: 500, override: "fair"}};`);
+        const settings = await loadSettings({cwd: dir, env: {EDGE_LLM_SENSOR_ROOT: "/tmp/fake-sys"}});
+        expect(settings.power).toEqual({enabled: true, sensorRoot: "/tmp/fake-sys", pollIntervalMs: 500, override: "fair"});
+        expect((await loadSettings({cwd: os.tmpdir(), env: {}})).power).toEqual({enabled: true, sensorRoot: "/sys", pollIntervalMs: 1000});
+    });
+
+    it("name the nested variable that is wrong", async () => {
+        await expect(loadSettings({env: {EDGE_LLM_POWER_POLL_MS: "soon"}, cwd: os.tmpdir()})).rejects.toThrow(/EDGE_LLM_POWER_POLL_MS/);
+    });
+});

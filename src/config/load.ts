@@ -2,7 +2,7 @@ import {existsSync} from "node:fs";
 import path from "node:path";
 import {pathToFileURL} from "node:url";
 import {ZodError} from "zod";
-import {settingsEnv, settingsSchema, type Settings, type SettingsInput} from "./schema.js";
+import {nestedSettingsEnv, settingsEnv, settingsSchema, type Settings, type SettingsInput} from "./schema.js";
 
 export class SettingsError extends Error {
     constructor(message: string) {
@@ -37,7 +37,7 @@ export async function loadSettings(options: LoadSettingsOptions = {}): Promise<S
         const checked = settingsSchema.partial().strict().safeParse(values);
         if (!checked.success)
             throw new SettingsError(describe(checked.error, source));
-        Object.assign(merged, values);
+        mergeInto(merged, values);
     }
     const settings = settingsSchema.safeParse(merged);
     if (!settings.success)
@@ -75,11 +75,28 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
 function fromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
     const values: Record<string, unknown> = {};
     for (const [key, name] of Object.entries(settingsEnv)) {
-        const value = env[name];
+        const value = env[name!];
         if (value != null && value !== "")
             values[key] = value;
     }
+    for (const [name, [key, field]] of Object.entries(nestedSettingsEnv)) {
+        const value = env[name];
+        if (value != null && value !== "")
+            values[key] = {...(values[key] as object | undefined), [field]: value};
+    }
     return values;
+}
+
+/** Later layers win; objects (like `power`) are merged field by field. */
+function mergeInto(target: Record<string, unknown>, values: Record<string, unknown>) {
+    for (const [key, value] of Object.entries(values)) {
+        const previous = target[key];
+        target[key] = isPlainObject(previous) && isPlainObject(value) ? {...previous, ...value} : value;
+    }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+    return value != null && typeof value === "object" && !Array.isArray(value);
 }
 
 function dropUndefined(values: Record<string, unknown>) {
@@ -89,7 +106,8 @@ function dropUndefined(values: Record<string, unknown>) {
 function describe(error: ZodError, source: string) {
     const lines = error.issues.map((issue) => {
         const key = issue.path.join(".");
-        const envName = source === "environment" ? settingsEnv[key as keyof Settings] : undefined;
+        const envName = source !== "environment" ? undefined
+            : settingsEnv[key as keyof Settings] ?? Object.entries(nestedSettingsEnv).find(([, path]) => path.join(".") === key)?.[0];
         const name = envName != null ? `${envName}` : key || "(root)";
         return `  - ${name}: ${issue.message}`;
     });

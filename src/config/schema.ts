@@ -63,7 +63,18 @@ export const settingsSchema = z.object({
     kvSpillDir: z.string().min(1).default(".edge-llm/kv"),
     kvSpillBudgetMiB: z.coerce.number().positive().default(1024),
     /** Save every cached conversation on shutdown so it survives a restart. */
-    persistSessions: flag.default(false)
+    persistSessions: flag.default(false),
+    /** Bearer token for /admin endpoints (power override); unset: they are disabled. */
+    adminToken: z.string().min(16, {message: "use at least 16 characters"}).optional(),
+    power: z.object({
+        /** Poll thermal and battery sensors and throttle on them. */
+        enabled: flag.default(true),
+        /** Root of the sysfs tree to read (tests and demos point it at a fake one). */
+        sensorRoot: z.string().min(1).default("/sys"),
+        pollIntervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
+        /** Force a level (apps that know better, demos); the admin endpoint can change it. */
+        override: z.enum(["nominal", "fair", "serious", "critical"]).optional()
+    }).default({enabled: true, sensorRoot: "/sys", pollIntervalMs: 1000})
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -74,8 +85,16 @@ export function defineConfig(config: SettingsInput): SettingsInput {
     return config;
 }
 
-/** Environment variable for each setting. */
-export const settingsEnv: Record<keyof Settings, string> = {
+/** Environment variables of settings nested in an object: name → [setting, field]. */
+export const nestedSettingsEnv: Record<string, [keyof Settings, string]> = {
+    EDGE_LLM_POWER: ["power", "enabled"],
+    EDGE_LLM_SENSOR_ROOT: ["power", "sensorRoot"],
+    EDGE_LLM_POWER_POLL_MS: ["power", "pollIntervalMs"],
+    EDGE_LLM_POWER_OVERRIDE: ["power", "override"]
+};
+
+/** Environment variable for each top-level setting. */
+export const settingsEnv: Partial<Record<keyof Settings, string>> = {
     model: "EDGE_LLM_MODEL",
     modelAlias: "EDGE_LLM_MODEL_ALIAS",
     modelsDir: "EDGE_LLM_MODELS_DIR",
@@ -101,5 +120,6 @@ export const settingsEnv: Record<keyof Settings, string> = {
     kvSpill: "EDGE_LLM_KV_SPILL",
     kvSpillDir: "EDGE_LLM_KV_SPILL_DIR",
     kvSpillBudgetMiB: "EDGE_LLM_KV_SPILL_BUDGET_MIB",
-    persistSessions: "EDGE_LLM_PERSIST_SESSIONS"
+    persistSessions: "EDGE_LLM_PERSIST_SESSIONS",
+    adminToken: "EDGE_LLM_ADMIN_TOKEN"
 };

@@ -1,3 +1,4 @@
+import type {PowerStatus} from "../../power/status.js";
 import {z} from "zod";
 import type {FinishReason, GenerationRequest, Timings, Usage} from "../../runtime/types.js";
 import {ApiError, type MappedError, type OpenAIErrorObject} from "../openai/errors.js";
@@ -167,6 +168,11 @@ export function errorFrame(id: string | null, mapped: MappedError): string {
     if (mapped.retryAfter != null)
         frame.retry_after = mapped.retryAfter;
     return JSON.stringify(frame);
+}
+
+/** `{"type":"power",…}`: sent to every socket on each power level change (and once on connect when not nominal). */
+export function powerFrame(status: PowerStatus): string {
+    return JSON.stringify({type: "power", level: status.level, reason: status.reason, since: status.since, limits: status.limits});
 }
 
 export function pongFrame(ping: Record<string, unknown>): string {

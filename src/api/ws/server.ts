@@ -4,6 +4,8 @@ import {WebSocket, WebSocketServer} from "ws";
 import type {Logger} from "../../logger.js";
 import type {Runtime} from "../../runtime/runtime.js";
 import {WsSession} from "./session.js";
+import {powerFrame} from "./protocol.js";
+import type {PowerView} from "../../power/status.js";
 
 /** The one path that upgrades to the WebSocket API; every other upgrade gets a 404. */
 export const WS_PATH = "/v1/ws";
@@ -30,6 +32,8 @@ export interface WebSocketApiOptions {
     heartbeatMs?: number;
     /** How long `close()` waits for clients to answer the close handshake before cutting them. Default 1 s. */
     closeGraceMs?: number;
+    /** Level changes are broadcast to every socket as `power` frames. */
+    power?: PowerView;
     logger?: Logger;
 }
 
@@ -87,6 +91,9 @@ export function attachWebSocketApi(server: Server, runtime: Runtime, options: We
         }, logger);
         sessions.set(ws, session);
         alive.add(ws);
+        const power = options.power?.status();
+        if (power != null && power.level !== "nominal")
+            session.broadcast(powerFrame(power));
         ws.on("message", (data, isBinary) => session.receive(data, isBinary));
         ws.on("pong", () => alive.add(ws));
         // Frames over `closeFrameBytes` and protocol violations land here; ws then closes the socket.
@@ -116,6 +123,10 @@ export function attachWebSocketApi(server: Server, runtime: Runtime, options: We
     heartbeat?.unref();
 
     server.on("upgrade", onUpgrade);
+    const unsubscribePower = options.power?.subscribe((status) => {
+        const frame = powerFrame(status);
+        for (const session of sessions.values()) session.broadcast(frame);
+    });
 
     return {
         get connections() {
@@ -125,6 +136,7 @@ export function attachWebSocketApi(server: Server, runtime: Runtime, options: We
             if (closing) return;
             closing = true;
             server.off("upgrade", onUpgrade);
+            unsubscribePower?.();
             if (heartbeat != null) clearInterval(heartbeat);
             const open = [...sessions];
             // Cancel first, so every sequence is free before the runtime behind us is disposed.

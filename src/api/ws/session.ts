@@ -194,6 +194,11 @@ export class WsSession {
         if (!this.closed) this.outbox.pushDelta(prefix, text, tokens);
     }
 
+    /** A frame for the whole socket (e.g. a `power` event). */
+    broadcast(frame: string) {
+        this.send(frame);
+    }
+
     private send(frame: string) {
         if (this.closed || this.socket.readyState !== WebSocket.OPEN) return;
         this.outbox.push(frame);
