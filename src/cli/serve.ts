@@ -8,6 +8,8 @@ import type {Settings} from "../config/schema.js";
 import {createLogger, type Logger} from "../logger.js";
 import {resolveModel} from "../models/default-model.js";
 import {Runtime} from "../runtime/runtime.js";
+import {PowerService} from "../power/service.js";
+import type {GovernorThresholdsInput} from "../power/governor-policy.js";
 import type {ContextOverflowPolicy} from "../runtime/types.js";
 
 interface ServeFlags {
@@ -66,6 +68,7 @@ async function serve(flags: ServeFlags) {
     });
 
     const runtime = await createRuntime(settings, logger);
+    const power = createPowerService(settings, runtime, logger);
     // Listen before loading, so health checks see "loading" (503) instead of a refused connection.
     const server = await startServer({
         runtime,
@@ -73,6 +76,8 @@ async function serve(flags: ServeFlags) {
         port: settings.port,
         maxBodyBytes: settings.maxBodyBytes,
         maxWsFrameBytes: settings.maxWsFrameBytes,
+        power,
+        adminToken: settings.adminToken,
         logger
     });
     logger.info({url: server.url, model: model.path}, `listening on ${server.url}, loading ${model.path}`);
@@ -93,6 +98,7 @@ async function serve(flags: ServeFlags) {
             process.exit(1);
         }, SHUTDOWN_GRACE_SECONDS * 1000).unref();
         void (async () => {
+            power?.stop();
             await server.close();
             await loading.catch(() => {});
             await runtime.dispose();
@@ -118,6 +124,8 @@ async function serve(flags: ServeFlags) {
         process.exit(1);
     }
     if (shuttingDown) return;
+    // Thread limits are relative to the model's own count, known only now.
+    power?.apply();
     logger.info(
         {
             url: server.url,
@@ -135,6 +143,22 @@ async function serve(flags: ServeFlags) {
 }
 
 /** A runtime on the llama.cpp backend with its native logs routed through `logger`. Shared with `chat`. */
+/** The power governor for this machine's sensors (or `power.sensorRoot`), started; none when disabled. */
+export function createPowerService(settings: Settings, runtime: Runtime, logger: Logger): PowerService | undefined {
+    if (!settings.power.enabled) return undefined;
+    return new PowerService({
+        runtime,
+        sensorRoot: settings.power.sensorRoot === "/sys" ? undefined : settings.power.sensorRoot,
+        pollIntervalMs: settings.power.pollIntervalMs,
+        override: settings.power.override,
+        thresholds: settings.power.thresholds as GovernorThresholdsInput | undefined,
+        limits: settings.power.limits,
+        onChange: (status, previous) => logger[status.level === "nominal" ? "info" : "warn"](
+            {level: status.level, previous, limits: status.limits}, `power: ${previous} → ${status.level} (${status.reason})`),
+        onError: (error, where) => logger.debug({err: error}, `power: ${where}`)
+    }).start();
+}
+
 /** `defaultOverflow` applies when no setting names a context-overflow policy. */
 export async function createRuntime(settings: Settings, logger: Logger, defaultOverflow: ContextOverflowPolicy = "error"): Promise<Runtime> {
     const backend = await LlamaCppBackend.create({

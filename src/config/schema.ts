@@ -1,4 +1,5 @@
 import {z} from "zod";
+import {powerLimitsSchema} from "../power/limits.js";
 
 /** A boolean that also accepts "true"/"false"/"1"/"0" (environment variables). */
 const flag = z.union([z.boolean(), z.enum(["true", "false", "1", "0"]).transform((value) => value === "true" || value === "1")]);
@@ -73,7 +74,11 @@ export const settingsSchema = z.object({
         sensorRoot: z.string().min(1).default("/sys"),
         pollIntervalMs: z.coerce.number().int().min(100).max(60_000).default(1000),
         /** Force a level (apps that know better, demos); the admin endpoint can change it. */
-        override: z.enum(["nominal", "fair", "serious", "critical"]).optional()
+        override: z.enum(["nominal", "fair", "serious", "critical"]).optional(),
+        /** Level thresholds (°C, trip-point fraction, battery %, dwell, smoothing); see src/power/governor-policy.ts. */
+        thresholds: z.record(z.string(), z.unknown()).optional(),
+        /** Limits per level, overriding the defaults field by field; see src/power/limits.ts. */
+        limits: powerLimitsSchema.optional()
     }).default({enabled: true, sensorRoot: "/sys", pollIntervalMs: 1000})
 });
 

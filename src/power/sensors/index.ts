@@ -1,0 +1,49 @@
+import type {PowerSensor} from "../types.js";
+import {commandOnPath} from "./command.js";
+import {DarwinSensor} from "./darwin.js";
+import {SysfsSensor} from "./linux-sysfs.js";
+import {TermuxSensor} from "./termux.js";
+
+export {DarwinSensor, parsePmsetBatt, parsePmsetLowPowerMode, parsePmsetTherm, parseThermalPressure} from "./darwin.js";
+export {SysfsSensor} from "./linux-sysfs.js";
+export {TermuxSensor, parseTermuxBatteryStatus} from "./termux.js";
+export {ManualSensor} from "./manual.js";
+export {mergeReadings} from "./merge.js";
+
+export interface DetectSensorsOptions {
+    /** Default: `process.platform`. */
+    platform?: NodeJS.Platform;
+    /**
+     * A sysfs tree to read instead of the platform's sensors (tests, or a fake root for the
+     * governor). When set, it is the only sensor, on every platform. Default: unset.
+     */
+    sensorRoot?: string;
+    /** Whether a command is on PATH. Default: `commandOnPath` (checks PATH folders, no spawning). */
+    commandExists?: (name: string) => boolean;
+}
+
+/**
+ * The sensors for this machine, chosen once at startup: Linux and Android read sysfs, plus
+ * Termux:API when `termux-battery-status` is installed; macOS runs pmset / notifyutil; any
+ * other platform has none (so the governor stays `nominal`). The manual override is not
+ * included: whoever owns it adds it.
+ */
+export function detectSensors(options: DetectSensorsOptions = {}): PowerSensor[] {
+    if (options.sensorRoot != null)
+        return [new SysfsSensor({root: options.sensorRoot})];
+    const platform = options.platform ?? process.platform;
+    const commandExists = options.commandExists ?? ((name: string) => commandOnPath(name));
+    switch (platform) {
+        case "linux":
+        case "android": {
+            const sensors: PowerSensor[] = [new SysfsSensor()];
+            if (commandExists("termux-battery-status"))
+                sensors.push(new TermuxSensor());
+            return sensors;
+        }
+        case "darwin":
+            return [new DarwinSensor()];
+        default:
+            return [];
+    }
+}
