@@ -109,9 +109,9 @@ describe("LevelPolicy", () => {
         expect(policy.update(hot(40, 0, 45))).toMatchObject({level: "fair", reason: "cpu at 89% of its 45 °C trip point ≥ 85% (fair)"});
         expect(policy.update(hot(42, 1, 45)).level).toBe("serious");
         expect(policy.update(hot(44, 2, 45)).level).toBe("critical");
-        // A laptop package at 88 °C of a 105 °C trip (84%) only counts through the fraction here.
-        expect(new LevelPolicy({smoothingHalfLifeMs: 0, absoluteZones: "without-trip"}).update(hot(88, 0, 105)).level).toBe("nominal");
-        expect(new LevelPolicy({smoothingHalfLifeMs: 0}).update(hot(88, 0, 105)).level).toBe("serious");
+        // A laptop package at 88 °C of a 105 °C trip (84%) only counts through the fraction by default.
+        expect(new LevelPolicy({smoothingHalfLifeMs: 0}).update(hot(88, 0, 105)).level).toBe("nominal");
+        expect(new LevelPolicy({smoothingHalfLifeMs: 0, absoluteZones: "all"}).update(hot(88, 0, 105)).level).toBe("serious");
     });
 
     it("only reads CPU frequency when configured", () => {

@@ -26,9 +26,10 @@ export interface GovernorThresholds {
      */
     temperatureCelsius: LevelBands;
     /**
-     * Which zones `temperatureCelsius` looks at. "all" (default): every zone, the cautious choice.
-     * "without-trip": only zones with no trip point, leaving those to `tripFraction` — better on
-     * laptops and desktops, whose CPU package runs at 85–95 °C under load by design.
+     * Which zones `temperatureCelsius` looks at. "without-trip" (default): only zones with no trip
+     * point, leaving the others to `tripFraction` — the hardware's own idea of hot; laptop and
+     * desktop CPU packages run at 85–95 °C under load by design and would otherwise be throttled
+     * for doing their job. "all": every zone, the most cautious choice.
      */
     absoluteZones: "all" | "without-trip";
     /**
@@ -65,7 +66,7 @@ export interface GovernorThresholds {
 
 export const defaultGovernorThresholds = {
     temperatureCelsius: {fair: {enter: 70, exit: 65}, serious: {enter: 80, exit: 75}, critical: {enter: 90, exit: 85}},
-    absoluteZones: "all",
+    absoluteZones: "without-trip",
     tripFraction: {fair: {enter: 0.85, exit: 0.8}, serious: {enter: 0.92, exit: 0.88}, critical: {enter: 0.97, exit: 0.94}},
     batteryPercent: {fair: {enter: 30, exit: 35}, serious: {enter: 15, exit: 20}, critical: {enter: 5, exit: 8}},
     lowPowerModeLevel: "fair",

@@ -92,6 +92,7 @@ export class Generation implements GenerationStream {
                     dropped += droppedTokens;
                     this.droppedTokens += droppedTokens;
                 }
+                await this.pace();
                 // A token decoded after the client cancelled is never sent, so it is not counted either.
                 if (signal?.aborted) {
                     finishReason = "cancelled";
@@ -115,7 +116,6 @@ export class Generation implements GenerationStream {
                     finishReason = "length";
                     break;
                 }
-                await this.pace();
             }
             if (signal?.aborted)
                 finishReason = "cancelled";
@@ -147,8 +147,9 @@ export class Generation implements GenerationStream {
     private lastTokenAt = 0;
 
     /**
-     * Under a tokens/s cap, waits out the rest of this token's interval before asking for the
-     * next one: the decoder idles meanwhile, which is what saves power. Wakes early on abort.
+     * Under a tokens/s cap, holds each token until its interval since the previous one is over.
+     * The decoder, at most one token ahead (read-ahead), idles meanwhile: that is what saves
+     * power. Wakes early on abort.
      */
     private async pace() {
         const rate = this.setup.tokensPerSecond?.();

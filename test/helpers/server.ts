@@ -3,6 +3,7 @@ import {LlamaCppBackend} from "../../src/backends/llama-cpp/backend.js";
 import {Runtime, type KvOptions, type RuntimeOptions} from "../../src/runtime/runtime.js";
 import {startServer, type RunningServer} from "../../src/api/server.js";
 import {testModelPath} from "./model.js";
+import type {PowerView} from "../../src/power/status.js";
 
 export interface TestServer extends RunningServer {
     runtime: Runtime;
@@ -17,6 +18,9 @@ export interface TestServerOptions extends RuntimeOptions {
     kvCacheType?: KvCacheType;
     maxBodyBytes?: number;
     maxWsFrameBytes?: number;
+    /** Builds the power view (e.g. a PowerService over a fake sysfs tree) for the runtime. */
+    power?: (runtime: Runtime) => PowerView & {stop?(): void; apply?(): void};
+    adminToken?: string;
 }
 
 /** The real server on a free loopback port, serving the real test model. */
@@ -25,18 +29,23 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     const runtime = new Runtime(backend, {maxQueued: options.maxQueued, kv: options.kv, onEvent: options.onEvent, contextOverflow: options.contextOverflow});
     const modelId = "stories260K";
     await runtime.load({path: testModelPath, id: modelId, parallel: options.parallel ?? 2, contextSize: options.contextSize ?? 512, kvCacheType: options.kvCacheType});
+    const power = options.power?.(runtime);
+    power?.apply?.();
     const server = await startServer({
         runtime,
         host: "127.0.0.1",
         port: 0,
         maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
-        maxWsFrameBytes: options.maxWsFrameBytes ?? 256 * 1024
+        maxWsFrameBytes: options.maxWsFrameBytes ?? 256 * 1024,
+        power,
+        adminToken: options.adminToken
     });
     return {
         ...server,
         runtime,
         modelId,
         async stop() {
+            power?.stop?.();
             await server.close();
             await runtime.dispose();
         }
