@@ -85,6 +85,16 @@ async function greedyAnswer(messages: ChatMessage[], maxTokens: number) {
 }
 
 describe("edge-llm chat", () => {
+    it("shows the power level when it is not nominal", async () => {
+        const {code, stdout, stderr} = await runCli(
+            ["chat", "--model", testModelPath, "--temperature", "0", "--max-tokens", "8", "--log-level", "error"],
+            {input: "Tell me a story\n/exit\n", env: {EDGE_LLM_POWER_OVERRIDE: "serious"}}
+        );
+        expect(code).toBe(0);
+        expect(stderr).toMatch(/\[power: serious — .*answers paced to 8 tok\/s, at most 512 tokens\]/);
+        expect(stdout.length).toBeGreaterThan(0);
+    });
+
     it("answers piped turns, keeps the history, resets it and exits on /exit", async () => {
         const {code, stdout, stderr} = await runCli(
             ["chat", "--model", testModelPath, "--temperature", "0", "--max-tokens", "20", "--log-level", "error"],

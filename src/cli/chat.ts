@@ -6,7 +6,8 @@ import {createLogger} from "../logger.js";
 import {resolveModel} from "../models/default-model.js";
 import {ModelFileError} from "../models/gguf-check.js";
 import type {ChatMessage} from "../runtime/types.js";
-import {createRuntime, modelLoadOptions} from "./serve.js";
+import {createPowerService, createRuntime, modelLoadOptions} from "./serve.js";
+import type {EngineLimits} from "../runtime/runtime.js";
 
 /**
  * `edge-llm chat`: a REPL over either the in-process engine or a running server. Both stream
@@ -23,6 +24,8 @@ export interface ChatEngine {
     /** Shown in the banner, e.g. the model name. */
     readonly label: string;
     stream(messages: readonly ChatMessage[], signal: AbortSignal): AsyncIterable<string>;
+    /** The device's power level, when the engine knows it. */
+    power?(): Promise<{level: string; reason: string; limits: EngineLimits} | undefined>;
     close(): Promise<void>;
 }
 
@@ -154,6 +157,8 @@ export async function runChatLoop(engine: ChatEngine, system?: string): Promise<
 
 /** One turn: streams the answer to stdout and records it. Resolves false if it failed. */
 async function answer(engine: ChatEngine, system: string | undefined, history: ChatMessage[], line: string, signal: AbortSignal) {
+    const power = await engine.power?.().catch(() => undefined);
+    if (power != null && power.level !== "nominal") process.stderr.write(`${powerNotice(power)}\n`);
     history.push({role: "user", content: line});
     const messages: ChatMessage[] = system == null ? history : [{role: "system", content: system}, ...history];
     let text = "";
@@ -195,6 +200,7 @@ async function startInProcess(flags: ChatFlags, sampling: SamplingFlags): Promis
         command: "chat"
     });
     const runtime = await createRuntime(settings, logger, "truncate");
+    const powerService = createPowerService(settings, runtime, logger);
     let description;
     try {
         description = await runtime.load(modelLoadOptions(settings, model.path));
@@ -203,6 +209,7 @@ async function startInProcess(flags: ChatFlags, sampling: SamplingFlags): Promis
         if (error instanceof ModelFileError) throw error;
         throw new ModelFileError(`Cannot load model ${model.path}: ${(error as Error).message}`);
     }
+    powerService?.apply();
     return {
         label: `${description.id} (ctx ${description.contextSize}, ${description.threads} thread${description.threads === 1 ? "" : "s"}, ${description.accelerator})`,
         async *stream(messages, signal) {
@@ -215,7 +222,11 @@ async function startInProcess(flags: ChatFlags, sampling: SamplingFlags): Promis
             for await (const event of generation)
                 if (event.type === "delta" && event.text.length > 0) yield event.text;
         },
-        close: () => runtime.dispose()
+        power: async () => powerService?.status(),
+        close: async () => {
+            powerService?.stop();
+            await runtime.dispose();
+        }
     };
 }
 
@@ -251,6 +262,10 @@ async function connectToServer(url: string, modelId: string | undefined, samplin
                 const text = chunk.choices?.[0]?.delta?.content;
                 if (text != null && text.length > 0) yield text;
             }
+        },
+        power: async () => {
+            const health = await (await fetch(`${base}/health`, {signal: AbortSignal.timeout(2000)})).json() as {power?: {level: string; reason: string; limits: EngineLimits}};
+            return health.power;
         },
         close: async () => {}
     };
@@ -308,4 +323,14 @@ async function* sseData(body: ReadableStream<Uint8Array>, signal: AbortSignal): 
     } finally {
         reader.cancel().catch(() => {});
     }
+}
+
+/** e.g. "[power: serious — temperature 83.0 °C ≥ 80 (serious); answers paced to 8 tok/s, 1 at a time]" */
+function powerNotice({level, reason, limits}: {level: string; reason: string; limits: EngineLimits}) {
+    const effects = [
+        limits.refuse != null ? "new answers refused for now" : undefined,
+        limits.tokensPerSecond != null ? `answers paced to ${limits.tokensPerSecond} tok/s` : undefined,
+        limits.maxTokens != null ? `at most ${limits.maxTokens} tokens` : undefined
+    ].filter((effect) => effect != null);
+    return `[power: ${level} — ${reason}${effects.length > 0 ? `; ${effects.join(", ")}` : ""}]`;
 }
