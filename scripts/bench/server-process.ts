@@ -5,6 +5,8 @@
 import {LlamaCppBackend} from "../../src/backends/llama-cpp/backend.js";
 import {Runtime, type KvOptions} from "../../src/runtime/runtime.js";
 import {startServer} from "../../src/api/server.js";
+import {PowerService} from "../../src/power/service.js";
+import type {GovernorThresholdsInput} from "../../src/power/governor-policy.js";
 
 export interface ServerProcessOptions {
     model: string;
@@ -12,14 +14,18 @@ export interface ServerProcessOptions {
     contextSize: number;
     parallel?: number;
     kv?: KvOptions;
+    /** Run the power governor over this (fake) sysfs root. */
+    power?: {sensorRoot: string; pollIntervalMs?: number; thresholds?: GovernorThresholdsInput};
 }
 
 const options = JSON.parse(process.argv[2]!) as ServerProcessOptions;
 const runtime = new Runtime(await LlamaCppBackend.create({gpu: false}), {kv: options.kv});
 await runtime.load({path: options.model, id: "bench", parallel: options.parallel ?? 1, threads: options.threads, contextSize: options.contextSize});
-const server = await startServer({runtime, host: "127.0.0.1", port: 0, maxBodyBytes: 1 << 22, maxWsFrameBytes: 1 << 20});
-process.stdout.write(JSON.stringify({url: server.url}) + "\n");
+const power = options.power == null ? undefined : new PowerService({runtime, ...options.power}).start();
+const server = await startServer({runtime, host: "127.0.0.1", port: 0, maxBodyBytes: 1 << 22, maxWsFrameBytes: 1 << 20, power});
+process.stdout.write(JSON.stringify({url: server.url, pid: process.pid}) + "\n");
 process.on("SIGTERM", async () => {
+    power?.stop();
     await server.close();
     await runtime.dispose();
     process.exit(0);

@@ -8,6 +8,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 
 export interface BenchServer {
     url: string;
+    /** The server process, e.g. to read its CPU time. */
+    pid: number;
     /** Stops the process the way a user would (SIGTERM: sessions persisted where enabled). */
     stop(): Promise<void>;
 }
@@ -21,9 +23,10 @@ export async function startBenchServer(options: ServerProcessOptions): Promise<B
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     for await (const line of createInterface({input: child.stdout!})) {
         if (line.startsWith("{")) {
-            const {url} = JSON.parse(line) as {url: string};
+            const {url, pid} = JSON.parse(line) as {url: string; pid: number};
             return {
                 url,
+                pid,
                 async stop() {
                     child.kill("SIGTERM");
                     await exited;

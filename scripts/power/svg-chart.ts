@@ -35,7 +35,7 @@ export function lineChart(title: string, series: Series[], duration: number): st
         parts.push(`<rect x="${LEFT}" y="${top}" width="${WIDTH - LEFT - RIGHT}" height="${PANEL}" fill="none" stroke="#ccc"/>`);
         parts.push(`<text x="10" y="${top + 14}">${escape(entry.label)}</text>`);
         parts.push(`<text x="10" y="${top + 30}" fill="#666">${escape(entry.unit)}</text>`);
-        const ticks = entry.valueNames != null ? entry.valueNames.map((name, value) => ({value, name})) : [0, max / 2, max].map((value) => ({value, name: value.toFixed(0)}));
+        const ticks = entry.valueNames != null ? entry.valueNames.map((name, value) => ({value, name})) : [0, max / 2, max].map((value) => ({value, name: value.toFixed(max < 10 ? 1 : 0)}));
         for (const tick of ticks)
             parts.push(`<text x="${LEFT - 6}" y="${y(tick.value) + 4}" text-anchor="end" fill="#666">${escape(tick.name)}</text>`);
         const path = entry.points.map((point, at) => {
