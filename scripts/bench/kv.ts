@@ -9,6 +9,7 @@ import {fileURLToPath} from "node:url";
 import os from "node:os";
 import path from "node:path";
 import {median} from "./report.js";
+import {sseChunks} from "./clients.js";
 import {startBenchServer, type BenchServer} from "./server.js";
 
 interface Message {role: "system" | "user" | "assistant"; content: string}
@@ -42,24 +43,14 @@ async function turn(server: BenchServer, messages: Message[], maxTokens = 8): Pr
         headers: {"content-type": "application/json"},
         body: JSON.stringify({model: "bench", messages, max_tokens: maxTokens, temperature: 0, stream: true, stream_options: {include_usage: true}})
     });
-    const decoder = new TextDecoder();
     let ttftMs = 0;
     let text = "";
     let usage = {prompt_tokens: 0, prompt_tokens_details: {cached_tokens: 0}};
-    let buffer = "";
-    for await (const bytes of response.body!) {
-        buffer += decoder.decode(bytes, {stream: true});
-        let end;
-        while ((end = buffer.indexOf("\n\n")) !== -1) {
-            const event = buffer.slice(6, end);
-            buffer = buffer.slice(end + 2);
-            if (event === "[DONE]") continue;
-            const chunk = JSON.parse(event);
-            const content = chunk.choices[0]?.delta?.content;
-            if (content && ttftMs === 0) ttftMs = performance.now() - start;
-            text += content ?? "";
-            if (chunk.usage != null) usage = chunk.usage;
-        }
+    for await (const {chunk, at} of sseChunks(response)) {
+        const content = chunk.choices[0]?.delta?.content;
+        if (content && ttftMs === 0) ttftMs = at - start;
+        text += content ?? "";
+        if (chunk.usage != null) usage = chunk.usage;
     }
     return {ttftMs, text, promptTokens: usage.prompt_tokens, cachedTokens: usage.prompt_tokens_details.cached_tokens};
 }
