@@ -47,6 +47,12 @@ export function createMetrics(runtime: Runtime, power?: PowerView) {
     counter("edge_llm_kv_spills_total", "Sequence states written to disk", () => health().kv?.spills);
     counter("edge_llm_kv_restores_total", "Sequence states loaded back from disk", () => health().kv?.restores);
     counter("edge_llm_kv_rejected_states_total", "State files refused (damaged or from another model)", () => health().kv?.rejectedStates);
+    counter("edge_llm_speculative_drafted_tokens_total", "Draft tokens verified by speculative decoding", () => health().speculation.drafted);
+    counter("edge_llm_speculative_accepted_tokens_total", "Draft tokens the target model kept", () => health().speculation.accepted);
+    gauge("edge_llm_speculative_acceptance_rate", "Accepted / drafted since start (0 before any draft)", () => {
+        const {drafted, accepted} = health().speculation;
+        return drafted === 0 ? 0 : accepted / drafted;
+    });
     gauge("edge_llm_kv_spilled_states", "Sequence states on disk", () => health().kv?.spilledStates);
     gauge("edge_llm_kv_spilled_bytes", "Bytes of sequence states on disk", () => health().kv?.spilledBytes);
 

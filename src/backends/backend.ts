@@ -1,4 +1,5 @@
 import type {ChatMessage, ResponseConstraint, SamplingOptions} from "../runtime/types.js";
+import type {DraftSource, SpeculationStep} from "../speculative/types.js";
 import type {SlidingWindow} from "../kv/window.js";
 
 /**
@@ -102,6 +103,8 @@ export interface BackendModel {
 export interface SequenceGenerateOptions {
     sampling: SamplingOptions;
     constraint?: OutputConstraint;
+    /** Draft tokens to verify in batches (speculative decoding); ignored where it cannot apply. */
+    speculation?: DraftSource;
     /**
      * When the sequence is full, erase tokens after the sinks and go on. Without it the
      * sequence never shifts: the runtime stops generation before the context is full.
@@ -136,6 +139,8 @@ export interface GeneratedToken {
     reusedPromptTokens?: number;
     /** Tokens the sliding window erased from the KV cache since the previous token. */
     droppedTokens?: number;
+    /** Set on the last token of a speculative verification step. */
+    speculation?: SpeculationStep;
 }
 
 /** Turns a token stream into text without splitting multi-byte characters. */

@@ -2,6 +2,7 @@ import {randomUUID} from "node:crypto";
 import type {BackendModel, BackendSequence, OutputConstraint, RenderedPrompt} from "../backends/backend.js";
 import {StopSequenceScanner} from "./stop-sequences.js";
 import {readAhead} from "./read-ahead.js";
+import type {DraftSource} from "../speculative/types.js";
 import type {FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Timings, Usage} from "./types.js";
 import type {ContextFit} from "./context-fit.js";
 
@@ -19,10 +20,12 @@ export interface GenerationSetup {
     acquiredAt: number;
     signal?: AbortSignal;
     /** Gives the sequence back; called exactly once. */
+    /** Draft tokens to verify in batches, when this request speculates. */
+    speculation?: DraftSource;
     /** Current pacing cap in tokens per second (read before every token; undefined = none). */
     tokensPerSecond?: () => number | undefined;
     /** `slid`: the sequence's window moved, so its KV past the sink tokens is not a clean prefix. */
-    release(outcome: {slid: boolean}): void;
+    release(outcome: {slid: boolean; drafted: number; accepted: number}): void;
 }
 
 /**
@@ -36,6 +39,8 @@ export class Generation implements GenerationStream {
     private started = false;
     private released = false;
     private droppedTokens = 0;
+    private drafted = 0;
+    private accepted = 0;
     private readonly onAbortBeforeStart = () => {
         if (!this.started) this.release();
     };
@@ -73,7 +78,7 @@ export class Generation implements GenerationStream {
             constraint?.trimTrailingWhitespace ?? false
         );
         const detokenizer = model.createDetokenizer();
-        const tokens = readAhead(sequence.generate(prompt.tokens, {sampling: request.sampling, constraint, slidingWindow: overflow?.window}));
+        const tokens = readAhead(sequence.generate(prompt.tokens, {sampling: request.sampling, constraint, slidingWindow: overflow?.window, speculation: this.setup.speculation}));
 
         let generated = 0;
         let unreportedTokens = 0;
@@ -83,7 +88,11 @@ export class Generation implements GenerationStream {
         let finishReason: FinishReason = "stop";
         let stoppedByString = false;
         try {
-            for await (const {token, reusedPromptTokens, droppedTokens} of tokens) {
+            for await (const {token, reusedPromptTokens, droppedTokens, speculation} of tokens) {
+                if (speculation != null) {
+                    this.drafted += speculation.drafted;
+                    this.accepted += speculation.accepted;
+                }
                 if (reusedPromptTokens != null) {
                     firstTokenAt = performance.now();
                     reused = reusedPromptTokens;
@@ -175,14 +184,15 @@ export class Generation implements GenerationStream {
             generationMs: round(generationMs),
             promptTokensPerSecond: promptMs > 0 ? round(evaluatedPrompt / (promptMs / 1000)) : 0,
             // The first token comes out of the prompt pass; the rest were decoded one by one.
-            generationTokensPerSecond: generationMs > 0 && generated > 1 ? round((generated - 1) / (generationMs / 1000)) : 0
+            generationTokensPerSecond: generationMs > 0 && generated > 1 ? round((generated - 1) / (generationMs / 1000)) : 0,
+            ...(this.setup.speculation == null ? {} : {draftTokens: this.drafted, draftTokensAccepted: this.accepted})
         };
     }
 
     private release() {
         if (this.released) return;
         this.released = true;
-        this.setup.release({slid: this.droppedTokens > 0});
+        this.setup.release({slid: this.droppedTokens > 0, drafted: this.drafted, accepted: this.accepted});
     }
 }
 

@@ -7,6 +7,10 @@ import {SlotScheduler} from "./scheduler.js";
 import type {GenerationRequest, GenerationStream} from "./types.js";
 import {KvManager, type KvStats} from "../kv/kv-manager.js";
 import {SpillStore} from "../kv/spill-store.js";
+import {lookupDraft} from "../speculative/prompt-lookup.js";
+import type {DraftSource} from "../speculative/types.js";
+
+const promptLookupSource: DraftSource = {kind: "prompt-lookup", draft: async (history, k) => lookupDraft(history, k)};
 
 export interface RuntimeOptions {
     /** Requests that may wait for a free sequence before new ones get 429. Default 64. */
@@ -14,6 +18,11 @@ export interface RuntimeOptions {
     /** What happens when a prompt or generation outgrows the context (policy default "error"). */
     contextOverflow?: ContextOverflowOptions;
     kv?: KvOptions;
+    /**
+     * Speculative decoding for requests that do not say: "prompt-lookup" drafts from n-grams of
+     * the prompt and the text so far. Default "off". Requests may opt in or out (`speculative`).
+     */
+    speculation?: "off" | "prompt-lookup";
     /** Engine events worth a log line (spills, restores, refused state files). */
     onEvent?: (event: string, details: Record<string, unknown>) => void;
 }
@@ -57,6 +66,8 @@ export interface RuntimeHealth {
     slots?: {total: number; free: number; queued: number; running: number};
     kv?: KvStats;
     limits: EngineLimits;
+    /** Draft tokens verified since start, and how many the target kept. */
+    speculation: {drafted: number; accepted: number};
 }
 
 interface LoadedModel {
@@ -77,6 +88,7 @@ export class Runtime {
     private readonly active = new Set<Generation>();
     private idleWaiters: (() => void)[] = [];
     private limits: EngineLimits = {};
+    private readonly speculationTotals = {drafted: 0, accepted: 0};
 
     constructor(readonly backend: Backend, private readonly options: RuntimeOptions = {}) {}
 
@@ -115,7 +127,7 @@ export class Runtime {
     }
 
     health(): RuntimeHealth {
-        const health: RuntimeHealth = {status: this.status, limits: this.limits};
+        const health: RuntimeHealth = {status: this.status, limits: this.limits, speculation: {...this.speculationTotals}};
         if (this.loadError != null) health.error = this.loadError.message;
         if (this.loaded != null) {
             const {model, scheduler, kv} = this.loaded;
@@ -181,8 +193,11 @@ export class Runtime {
             acquiredAt: performance.now(),
             signal,
             tokensPerSecond: () => this.limits.tokensPerSecond,
-            release: ({slid}) => {
+            speculation: this.draftSourceFor(request),
+            release: ({slid, drafted, accepted}) => {
                 this.active.delete(generation);
+                this.speculationTotals.drafted += drafted;
+                this.speculationTotals.accepted += accepted;
                 kv.release(sequence, request.session, slid ? fit.window?.sinkTokens ?? 0 : undefined);
                 scheduler.release(sequence);
                 if (this.active.size === 0)
@@ -237,6 +252,12 @@ export class Runtime {
         await this.loaded?.model.dispose();
         this.loaded = undefined;
         await this.backend.dispose();
+    }
+
+    private draftSourceFor(request: GenerationRequest): DraftSource | undefined {
+        if (request.speculative === false || this.limits.speculative === false) return undefined;
+        const mode = request.speculative == null ? this.options.speculation ?? "off" : "prompt-lookup";
+        return mode === "prompt-lookup" ? promptLookupSource : undefined;
     }
 
     private capMaxTokens(request: GenerationRequest): GenerationRequest {

@@ -61,6 +61,11 @@ export interface GenerationRequest {
     responseFormat?: ResponseConstraint;
     /** Overrides the server's `contextOverflow` setting for this request. */
     contextOverflow?: ContextOverflowPolicy;
+    /**
+     * Speculative decoding for this request: false opts out, "prompt-lookup" asks for n-gram
+     * drafting even where the server does not speculate by default. Default: the server's choice.
+     */
+    speculative?: boolean | "prompt-lookup";
     /** Pins a conversation to its cached KV state (X-Session-Id header, `session` field, WS connection). */
     session?: string;
 }
@@ -88,6 +93,9 @@ export interface Timings {
     generationMs: number;
     promptTokensPerSecond: number;
     generationTokensPerSecond: number;
+    /** Speculative decoding: draft tokens verified, and how many of them the target kept. */
+    draftTokens?: number;
+    draftTokensAccepted?: number;
 }
 
 export type GenerationEvent =

@@ -38,7 +38,8 @@ export function toOpenAITimings(timings: Timings, usage: Usage) {
         predicted_ms: timings.generationMs,
         predicted_per_second: timings.generationTokensPerSecond,
         queued_ms: timings.queuedMs,
-        ttft_ms: timings.timeToFirstTokenMs
+        ttft_ms: timings.timeToFirstTokenMs,
+        ...(timings.draftTokens == null ? {} : {draft_n: timings.draftTokens, draft_n_accepted: timings.draftTokensAccepted ?? 0})
     };
 }
 

@@ -51,6 +51,9 @@ const sampling = {
     repeat_last_n: z.number().int().min(0).max(4096).nullish()
 };
 
+/** Speculative decoding for this request: false opts out, true or "prompt-lookup" opts in. */
+const speculative = z.union([z.boolean(), z.literal("prompt-lookup")]).optional();
+
 /** Pins the request to a conversation's cached KV state; the X-Session-Id header does the same. */
 const session = z.string().min(1).max(256).optional();
 
@@ -76,6 +79,7 @@ export const chatCompletionBody = z.object({
     response_format: responseFormat.nullish(),
     context_overflow: contextOverflow,
     session,
+    speculative,
     tools: z.array(z.unknown()).max(0, {message: "tool calling is not supported yet"}).nullish(),
     ...sampling,
     ...notYet,
@@ -95,6 +99,7 @@ export const completionBody = z.object({
     response_format: responseFormat.nullish(),
     context_overflow: contextOverflow,
     session,
+    speculative,
     ...sampling,
     n: notYet.n,
     best_of: z.literal(1, {message: "only best_of=1 is supported"}).nullish(),
@@ -111,6 +116,7 @@ export function chatToGenerationRequest(body: ChatCompletionBody): GenerationReq
         stop: toStopList(body.stop),
         responseFormat: toConstraint(body.response_format),
         contextOverflow: body.context_overflow ?? undefined,
+        speculative: body.speculative,
         session: body.session
     };
 }
@@ -124,6 +130,7 @@ export function completionToGenerationRequest(body: CompletionBody): GenerationR
         stop: toStopList(body.stop),
         responseFormat: toConstraint(body.response_format),
         contextOverflow: body.context_overflow ?? undefined,
+        speculative: body.speculative,
         session: body.session
     };
 }

@@ -3,6 +3,7 @@ import type {BackendSequence, GeneratedToken, SequenceGenerateOptions} from "../
 import type {SamplingOptions} from "../../runtime/types.js";
 import {LlamaOutputConstraint} from "./constraint.js";
 import {NO_CONTEXT_SHIFT, SlidingWindowShift} from "./context-shift.js";
+import {speculativeDecode} from "./speculative-decode.js";
 
 const DEFAULT_PENALTY_LAST_N = 64;
 /** Penalties look at most this far back (`repeat_last_n` ≤ 4096); older history is trimmed. */
@@ -20,9 +21,21 @@ export class LlamaCppSequence implements BackendSequence {
         return this.sequence.contextTokens;
     }
 
-    async *generate(prompt: readonly number[], {sampling, constraint, slidingWindow}: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void> {
+    async *generate(prompt: readonly number[], {sampling, constraint, slidingWindow, speculation}: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void> {
         const reused = await this.reuseCachedPrefix(prompt);
         const history = [...prompt];
+        if (speculation != null && canSpeculate(sampling, constraint, slidingWindow)) {
+            const plain = {...this.evaluateOptions(sampling, history, constraint), contextShift: NO_CONTEXT_SHIFT};
+            let first = true;
+            for await (const generated of speculativeDecode(this.sequence, this.model, prompt.slice(reused), history, sampling, plain, speculation)) {
+                if (first) {
+                    first = false;
+                    generated.reusedPromptTokens = reused;
+                }
+                yield generated;
+            }
+            return;
+        }
         const options = this.evaluateOptions(sampling, history, constraint);
         const shift = slidingWindow == null ? undefined : new SlidingWindowShift(slidingWindow);
         options.contextShift = shift?.options ?? NO_CONTEXT_SHIFT;
@@ -98,4 +111,14 @@ export class LlamaCppSequence implements BackendSequence {
             options.grammarEvaluationState = new LlamaGrammarEvaluationState({model: this.model, grammar: constraint.grammar});
         return options;
     }
+}
+
+/**
+ * Speculation verifies drafts with the target's plain sampler; penalties (which depend on the
+ * tokens before each position), grammars (whose state advances token by token) and a sliding
+ * window (which shifts positions mid-batch) are left to the plain decode loop.
+ */
+function canSpeculate(sampling: SamplingOptions, constraint: SequenceGenerateOptions["constraint"], slidingWindow: SequenceGenerateOptions["slidingWindow"]) {
+    const penalties = (sampling.presencePenalty ?? 0) !== 0 || (sampling.frequencyPenalty ?? 0) !== 0 || (sampling.repeatPenalty ?? 1) !== 1;
+    return !penalties && constraint == null && slidingWindow == null;
 }

@@ -1,0 +1,58 @@
+import {afterAll, beforeAll, describe, expect, it} from "vitest";
+import {startTestServer, type TestServer} from "./helpers/server.js";
+
+let server: TestServer;
+beforeAll(async () => {
+    server = await startTestServer({parallel: 2, contextSize: 1024});
+});
+afterAll(() => server?.stop());
+
+// A story the model retells: its continuation repeats phrases of the prompt, so n-grams match.
+const prompt = "Once upon a time, there was a little girl named Lily. She loved to play with her toys and her friends. " +
+    "One day, Lily's mommy told her that they were going to the park. Once upon a time, there was a little girl named Lily.";
+
+async function complete(body: Record<string, unknown>) {
+    const response = await fetch(`${server.url}/v1/completions`, {
+        method: "POST",
+        body: JSON.stringify({model: server.modelId, prompt, max_tokens: 200, temperature: 0, ...body})
+    });
+    return await response.json() as {choices: {text: string; finish_reason: string}[]; usage: {completion_tokens: number}; timings: Record<string, number>};
+}
+
+describe("speculative decoding with prompt lookup", () => {
+    it("gives token-identical greedy output, and reports drafted and accepted tokens", async () => {
+        const plain = await complete({speculative: false});
+        const speculative = await complete({speculative: "prompt-lookup"});
+        expect(speculative.choices[0]!.text).toBe(plain.choices[0]!.text);
+        expect(speculative.usage.completion_tokens).toBe(plain.usage.completion_tokens);
+        expect(speculative.choices[0]!.finish_reason).toBe(plain.choices[0]!.finish_reason);
+        expect(plain.timings).not.toHaveProperty("draft_n");
+        expect(speculative.timings.draft_n).toBeGreaterThan(0);
+        expect(speculative.timings.draft_n_accepted).toBeGreaterThan(0);
+        expect(speculative.timings.draft_n_accepted).toBeLessThanOrEqual(speculative.timings.draft_n!);
+        expect(server.runtime.health().speculation.accepted).toBe(speculative.timings.draft_n_accepted);
+    });
+
+    it("stays identical across several prompts and with stop strings", async () => {
+        for (const extra of [{max_tokens: 64}, {stop: ["park"]}, {prompt: "The cat sat on the mat. The cat sat on the"}]) {
+            const plain = await complete({...extra, speculative: false});
+            const speculative = await complete({...extra, speculative: true});
+            expect(speculative.choices[0]!.text).toBe(plain.choices[0]!.text);
+        }
+    });
+
+    it("samples at temperature > 0 and completes", async () => {
+        const sampled = await complete({temperature: 0.8, seed: 3, speculative: "prompt-lookup"});
+        expect(sampled.usage.completion_tokens).toBe(200);
+        expect(sampled.timings.draft_n).toBeGreaterThan(0);
+    });
+
+    it("is switched off by the power limits", async () => {
+        const before = server.runtime.health().speculation.drafted;
+        server.runtime.setLimits({speculative: false});
+        const result = await complete({speculative: "prompt-lookup"});
+        server.runtime.setLimits({});
+        expect(result.timings).not.toHaveProperty("draft_n");
+        expect(server.runtime.health().speculation.drafted).toBe(before);
+    });
+});
