@@ -56,3 +56,38 @@ describe("speculative decoding with prompt lookup", () => {
         expect(server.runtime.health().speculation.drafted).toBe(before);
     });
 });
+
+describe("speculative decoding with a draft model", () => {
+    it("loads a draft beside the model and keeps greedy output token-identical", async () => {
+        const {testModelPath} = await import("./helpers/model.js");
+        // The test model drafting for itself: every greedy draft must be accepted.
+        const withDraft = await startTestServer({parallel: 2, contextSize: 1024, draftPath: testModelPath});
+        try {
+            expect(withDraft.runtime.health().model!.draftModel).toBe(testModelPath);
+            const ask = async (speculative: unknown) => await (await fetch(`${withDraft.url}/v1/completions`, {
+                method: "POST",
+                body: JSON.stringify({model: withDraft.modelId, prompt: "Tom had a red ball.", max_tokens: 120, temperature: 0, speculative})
+            })).json() as {choices: {text: string}[]; timings: Record<string, number>};
+            const plain = await ask(false);
+            const drafted = await ask(undefined); // the server's default with a draft model: "draft"
+            expect(drafted.choices[0]!.text).toBe(plain.choices[0]!.text);
+            expect(drafted.timings.draft_n).toBeGreaterThan(20);
+            expect(drafted.timings.draft_n_accepted).toBe(drafted.timings.draft_n);
+        } finally {
+            await withDraft.stop();
+        }
+    });
+
+    it("refuses a draft model whose tokenizer differs, naming why", async () => {
+        const {assertCompatibleDraft} = await import("../src/backends/llama-cpp/draft-model.js");
+        const model = (size: number, tokenize: (text: string) => number[]) => ({
+            fileInfo: {metadata: {tokenizer: {ggml: {tokens: {length: size}}}}},
+            tokens: {bos: 1, eos: 2},
+            tokenize
+        }) as never;
+        const same = (text: string) => [...text].map((char) => char.charCodeAt(0));
+        expect(() => assertCompatibleDraft(model(512, same), model(512, same), "d.gguf")).not.toThrow();
+        expect(() => assertCompatibleDraft(model(512, same), model(32000, same), "d.gguf")).toThrow(/vocabulary sizes differ \(512 vs 32000\)/);
+        expect(() => assertCompatibleDraft(model(512, same), model(512, (text) => same(text).reverse()), "d.gguf")).toThrow(/tokenize the same text differently/);
+    });
+});

@@ -38,6 +38,8 @@ export interface LoadModelOptions {
      * prefill ~3× slower here), llama.cpp's choice on a GPU; quantized KV caches need it on.
      */
     flashAttention?: "auto" | "on" | "off";
+    /** A small model with the same tokenizer that drafts tokens for speculative decoding. */
+    draftPath?: string;
     signal?: AbortSignal;
 }
 
@@ -65,6 +67,8 @@ export interface ModelDescription {
     /** Whether KV positions can be shifted, which `context_overflow: "slide"` needs. */
     canShiftContext: boolean;
     flashAttention: boolean;
+    /** File of the draft model loaded beside this one, if any. */
+    draftModel?: string;
     /** Identity of the weights and context layout: KV states are only exchanged between equal ones. */
     fingerprint: string;
     /** Unix seconds when loading finished. */
@@ -131,6 +135,8 @@ export interface BackendSequence {
      * verified the file came from this model and context: a foreign state can crash the process.
      */
     loadState(file: string): Promise<void>;
+    /** Drafts from the draft model loaded beside the model, following this sequence's text. */
+    readonly draftSource?: DraftSource;
 }
 
 export interface GeneratedToken {

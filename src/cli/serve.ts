@@ -26,6 +26,8 @@ interface ServeFlags {
     gpu?: string;
     config?: string;
     logLevel?: string;
+    draft?: string;
+    speculation?: string;
 }
 
 /** Seconds a clean shutdown may take before the process exits anyway. */
@@ -45,6 +47,8 @@ export function registerServe(program: Command) {
         .option("--alias <name>", "model name clients use (default: the file name without .gguf)")
         .option("--models-dir <dir>", "folder of models (default ./models)")
         .option("--gpu <mode>", "auto (Metal, CUDA or Vulkan when present) or cpu")
+        .option("--draft <path>", "small model with the same tokenizer, drafting for speculative decoding")
+        .option("--speculation <mode>", "draft, prompt-lookup or off (default: draft with --draft, else off)")
         .option("--config <file>", "config file (default ./hono.config.ts)")
         .option("--log-level <level>", "trace, debug, info, warn, error or silent")
         .action((flags: ServeFlags) => serve(flags));
@@ -56,7 +60,7 @@ async function serve(flags: ServeFlags) {
         flags: {
             model: flags.model, host: flags.host, port: flags.port, threads: flags.threads, parallel: flags.parallel,
             ctxSize: flags.ctxSize, modelAlias: flags.alias, modelsDir: flags.modelsDir, gpu: flags.gpu, logLevel: flags.logLevel,
-            contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType
+            contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType, draft: flags.draft, speculation: flags.speculation
         }
     });
     const logger = createLogger(settings.logLevel);
@@ -167,6 +171,7 @@ export async function createRuntime(settings: Settings, logger: Logger, defaultO
     });
     return new Runtime(backend, {
         maxQueued: settings.maxQueued,
+        speculation: settings.speculation,
         contextOverflow: {policy: settings.contextOverflow ?? defaultOverflow, sinkTokens: settings.sinkTokens, slideTokens: settings.slideTokens},
         kv: {
             blockSize: settings.kvBlockSize,
@@ -188,6 +193,7 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
         threads: settings.threads,
         kvCacheType: settings.kvCacheType,
         flashAttention: settings.flashAttention,
+        draftPath: settings.draft,
         signal
     };
 }

@@ -65,6 +65,13 @@ export const settingsSchema = z.object({
     kvSpillBudgetMiB: z.coerce.number().positive().default(1024),
     /** Save every cached conversation on shutdown so it survives a restart. */
     persistSessions: flag.default(false),
+    /** A small model with the same tokenizer, drafting tokens for speculative decoding. */
+    draft: z.string().min(1).optional(),
+    /**
+     * Speculative decoding for requests that do not choose: "draft" (the draft model), "prompt-lookup"
+     * (n-grams of the prompt) or "off". Unset: "draft" when a draft model is given, else "off".
+     */
+    speculation: z.enum(["off", "prompt-lookup", "draft"]).optional(),
     /** Bearer token for /admin endpoints (power override); unset: they are disabled. */
     adminToken: z.string().min(16, {message: "use at least 16 characters"}).optional(),
     power: z.object({
@@ -126,5 +133,7 @@ export const settingsEnv: Partial<Record<keyof Settings, string>> = {
     kvSpillDir: "EDGE_LLM_KV_SPILL_DIR",
     kvSpillBudgetMiB: "EDGE_LLM_KV_SPILL_BUDGET_MIB",
     persistSessions: "EDGE_LLM_PERSIST_SESSIONS",
-    adminToken: "EDGE_LLM_ADMIN_TOKEN"
+    adminToken: "EDGE_LLM_ADMIN_TOKEN",
+    draft: "EDGE_LLM_DRAFT",
+    speculation: "EDGE_LLM_SPECULATION"
 };

@@ -22,7 +22,7 @@ export interface RuntimeOptions {
      * Speculative decoding for requests that do not say: "prompt-lookup" drafts from n-grams of
      * the prompt and the text so far. Default "off". Requests may opt in or out (`speculative`).
      */
-    speculation?: "off" | "prompt-lookup";
+    speculation?: "off" | "prompt-lookup" | "draft";
     /** Engine events worth a log line (spills, restores, refused state files). */
     onEvent?: (event: string, details: Record<string, unknown>) => void;
 }
@@ -193,7 +193,7 @@ export class Runtime {
             acquiredAt: performance.now(),
             signal,
             tokensPerSecond: () => this.limits.tokensPerSecond,
-            speculation: this.draftSourceFor(request),
+            speculation: this.draftSourceFor(request, sequence),
             release: ({slid, drafted, accepted}) => {
                 this.active.delete(generation);
                 this.speculationTotals.drafted += drafted;
@@ -254,9 +254,15 @@ export class Runtime {
         await this.backend.dispose();
     }
 
-    private draftSourceFor(request: GenerationRequest): DraftSource | undefined {
+    /**
+     * Which drafts a request verifies: none when it or the power limits say so; else what it asks
+     * for, or the server's default ("draft" when a draft model is loaded, else "off").
+     */
+    private draftSourceFor(request: GenerationRequest, sequence: BackendSequence): DraftSource | undefined {
         if (request.speculative === false || this.limits.speculative === false) return undefined;
-        const mode = request.speculative == null ? this.options.speculation ?? "off" : "prompt-lookup";
+        const serverMode = this.options.speculation ?? (sequence.draftSource != null ? "draft" : "off");
+        const mode = request.speculative === true ? (serverMode === "off" ? "prompt-lookup" : serverMode) : request.speculative ?? serverMode;
+        if (mode === "draft") return sequence.draftSource ?? promptLookupSource;
         return mode === "prompt-lookup" ? promptLookupSource : undefined;
     }
 

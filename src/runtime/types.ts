@@ -65,7 +65,7 @@ export interface GenerationRequest {
      * Speculative decoding for this request: false opts out, "prompt-lookup" asks for n-gram
      * drafting even where the server does not speculate by default. Default: the server's choice.
      */
-    speculative?: boolean | "prompt-lookup";
+    speculative?: boolean | "prompt-lookup" | "draft";
     /** Pins a conversation to its cached KV state (X-Session-Id header, `session` field, WS connection). */
     session?: string;
 }

@@ -21,14 +21,16 @@ export interface TestServerOptions extends RuntimeOptions {
     /** Builds the power view (e.g. a PowerService over a fake sysfs tree) for the runtime. */
     power?: (runtime: Runtime) => PowerView & {stop?(): void; apply?(): void};
     adminToken?: string;
+    /** A draft model for speculative decoding. */
+    draftPath?: string;
 }
 
 /** The real server on a free loopback port, serving the real test model. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
     const backend = await LlamaCppBackend.create({gpu: false, logger: (level, message) => level === "error" && console.error(message)});
-    const runtime = new Runtime(backend, {maxQueued: options.maxQueued, kv: options.kv, onEvent: options.onEvent, contextOverflow: options.contextOverflow});
+    const runtime = new Runtime(backend, {maxQueued: options.maxQueued, kv: options.kv, onEvent: options.onEvent, contextOverflow: options.contextOverflow, speculation: options.speculation});
     const modelId = "stories260K";
-    await runtime.load({path: testModelPath, id: modelId, parallel: options.parallel ?? 2, contextSize: options.contextSize ?? 512, kvCacheType: options.kvCacheType});
+    await runtime.load({path: testModelPath, id: modelId, parallel: options.parallel ?? 2, contextSize: options.contextSize ?? 512, kvCacheType: options.kvCacheType, draftPath: options.draftPath});
     const power = options.power?.(runtime);
     power?.apply?.();
     const server = await startServer({

@@ -52,7 +52,7 @@ const sampling = {
 };
 
 /** Speculative decoding for this request: false opts out, true or "prompt-lookup" opts in. */
-const speculative = z.union([z.boolean(), z.literal("prompt-lookup")]).optional();
+const speculative = z.union([z.boolean(), z.enum(["prompt-lookup", "draft"])]).optional();
 
 /** Pins the request to a conversation's cached KV state; the X-Session-Id header does the same. */
 const session = z.string().min(1).max(256).optional();

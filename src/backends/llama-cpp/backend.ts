@@ -1,13 +1,14 @@
 import path from "node:path";
 import {stat} from "node:fs/promises";
-import {getLlama, type Llama, LlamaLogLevel} from "node-llama-cpp";
-import type {Backend, BackendModel, LoadModelOptions} from "../backend.js";
+import {getLlama, type Llama, type LlamaModel, LlamaLogLevel} from "node-llama-cpp";
+import type {Backend, BackendModel, LoadModelOptions, ModelDescription} from "../backend.js";
 import {chooseThreads} from "./threads.js";
 import {GrammarCache} from "./constraint.js";
 import {LlamaCppModel} from "./model.js";
 import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeError, readKvShape} from "./kv-cache.js";
 import {assertReadableGguf} from "../../models/gguf-check.js";
 import {modelFingerprint} from "../../models/fingerprint.js";
+import {assertCompatibleDraft} from "./draft-model.js";
 
 /** llama.cpp warnings about GGUF metadata quirks that change nothing for the user. */
 const NOISE = /bad special token|special_eos_id is not in special_eog_ids|control token: .* is not marked as EOG/;
@@ -83,7 +84,7 @@ export class LlamaCppBackend implements Backend {
                 throw new KvCacheTypeError(`Cannot create a context with a ${kvCacheType} KV cache: ${(error as Error).message} (llama.cpp's log says why; kvCacheType "f16" always works)`);
             });
             const architecture = model.fileInfo.metadata?.general?.architecture ?? "unknown";
-            const description = {
+            const description: ModelDescription = {
                 id: options.id,
                 path: path.resolve(options.path),
                 architecture: String(architecture),
@@ -103,11 +104,30 @@ export class LlamaCppBackend implements Backend {
                 fingerprint: await modelFingerprint(options.path, {contextSize: context.contextSize, ...(kvCacheType === "f16" ? {} : {kvCacheType})}),
                 loadedAt: Math.floor(Date.now() / 1000)
             };
-            const loaded = new LlamaCppModel(description, model, context, this.grammars);
+            const draft = options.draftPath == null ? undefined : await this.loadDraft(model, options, context.contextSize, threads.threads);
+            if (draft != null) description.draftModel = path.resolve(options.draftPath!);
+            const loaded = new LlamaCppModel(description, model, context, this.grammars, draft);
             description.chatTemplate = loaded.chatTemplateName;
             return loaded;
         } catch (error) {
             await model.dispose();
+            throw error;
+        }
+    }
+
+    /** The draft model, checked for the same tokenizer, with one sequence per target sequence. */
+    private async loadDraft(target: LlamaModel, options: LoadModelOptions, contextSize: number, threads: number) {
+        await assertReadableGguf(options.draftPath!);
+        const draft = await this.llama.loadModel({modelPath: options.draftPath!, loadSignal: options.signal});
+        try {
+            assertCompatibleDraft(target, draft, options.draftPath!);
+            const context = await draft.createContext({
+                contextSize, sequences: options.parallel, threads: {ideal: threads, min: 1},
+                flashAttention: resolveFlashAttention(options.flashAttention, this.llama.gpu !== false)
+            });
+            return {model: draft, context};
+        } catch (error) {
+            await draft.dispose();
             throw error;
         }
     }

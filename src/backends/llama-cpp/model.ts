@@ -3,6 +3,7 @@ import type {BackendModel, IncrementalDetokenizer, ModelDescription, OutputConst
 import type {ChatMessage, ResponseConstraint} from "../../runtime/types.js";
 import {LlamaDetokenizer} from "./detokenizer.js";
 import {LlamaCppSequence} from "./sequence.js";
+import {DraftModelSource} from "./draft-model.js";
 import type {GrammarCache} from "./constraint.js";
 
 /** A loaded GGUF with one context of `parallel` sequences. */
@@ -14,10 +15,12 @@ export class LlamaCppModel implements BackendModel {
         readonly description: ModelDescription,
         private readonly model: LlamaModel,
         private readonly context: LlamaContext,
-        private readonly grammars: GrammarCache
+        private readonly grammars: GrammarCache,
+        private readonly draft?: {model: LlamaModel; context: LlamaContext}
     ) {
         this.sequences = Array.from({length: context.totalSequences}, (_, index) =>
-            new LlamaCppSequence(index, context.getSequence({contextShift: {strategy: "eraseBeginning"}}), model)
+            new LlamaCppSequence(index, context.getSequence({contextShift: {strategy: "eraseBeginning"}}), model,
+                draft == null ? undefined : new DraftModelSource(draft.context.getSequence()))
         );
         this.chatWrapper = resolveChatWrapper(model);
     }
@@ -73,6 +76,8 @@ export class LlamaCppModel implements BackendModel {
     }
 
     async dispose() {
+        await this.draft?.context.dispose();
+        await this.draft?.model.dispose();
         await this.context.dispose();
         await this.model.dispose();
     }

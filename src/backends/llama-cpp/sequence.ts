@@ -4,6 +4,7 @@ import type {SamplingOptions} from "../../runtime/types.js";
 import {LlamaOutputConstraint} from "./constraint.js";
 import {NO_CONTEXT_SHIFT, SlidingWindowShift} from "./context-shift.js";
 import {speculativeDecode} from "./speculative-decode.js";
+import type {DraftSource} from "../../speculative/types.js";
 
 const DEFAULT_PENALTY_LAST_N = 64;
 /** Penalties look at most this far back (`repeat_last_n` ≤ 4096); older history is trimmed. */
@@ -14,7 +15,8 @@ export class LlamaCppSequence implements BackendSequence {
     constructor(
         readonly index: number,
         private readonly sequence: LlamaContextSequence,
-        private readonly model: LlamaModel
+        private readonly model: LlamaModel,
+        readonly draftSource?: DraftSource
     ) {}
 
     get cachedTokens(): readonly number[] {
