@@ -91,3 +91,23 @@ describe("speculative decoding with a draft model", () => {
         expect(() => assertCompatibleDraft(model(512, same), model(512, (text) => same(text).reverse()), "d.gguf")).toThrow(/tokenize the same text differently/);
     });
 });
+
+describe("speculation at the end of the context", () => {
+    it("never drafts past the context and ends with length, identical to plain decoding", async () => {
+        const small = await startTestServer({parallel: 1, contextSize: 256});
+        try {
+            const ask = async (speculative: boolean) => await (await fetch(`${small.url}/v1/completions`, {
+                method: "POST",
+                body: JSON.stringify({model: small.modelId, prompt, temperature: 0, speculative, max_tokens: 256 - (small.runtime.countTokens(prompt) + 1)})
+            })).json() as {choices: {text: string; finish_reason: string}[]; usage: {prompt_tokens: number; completion_tokens: number}};
+            // max_tokens fills the 256-token context exactly (prompt + BOS + answer).
+            const plain = await ask(false);
+            const speculative = await ask(true);
+            expect(speculative.choices[0]).toEqual(plain.choices[0]);
+            expect(speculative.choices[0]!.finish_reason).toBe("length");
+            expect(speculative.usage.prompt_tokens + speculative.usage.completion_tokens).toBe(256);
+        } finally {
+            await small.stop();
+        }
+    });
+});

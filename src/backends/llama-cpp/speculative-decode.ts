@@ -30,11 +30,13 @@ export async function* speculativeDecode(
     const sample = {temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP, minP: sampling.minP, seed: sampling.seed};
     let pending = [...unevaluated];
     while (true) {
-        const k = tracker.nextK();
+        // Drafts must fit in the sequence: a context shift mid-batch would silently drop the prompt.
+        const room = sequence.contextSize - sequence.nextTokenIndex - pending.length;
+        const k = Math.min(tracker.nextK(), Math.max(0, room - 1));
         if (k === 0) {
             // Plain phase: as many tokens as the pause lasts. The last one yielded is not in KV yet.
             const started = performance.now();
-            const budget = tracker.pausedTokens();
+            const budget = Math.max(1, tracker.pausedTokens());
             let produced = 0;
             let last: number | undefined;
             for await (const token of sequence.evaluate(pending as Token[], plainOptions)) {
@@ -58,7 +60,7 @@ export async function* speculativeDecode(
         const results = await sequence.controlledEvaluate([
             ...pending.slice(0, -1) as Token[],
             ...verified.map((token) => [token as Token, {generateNext: {token: true, options: sample}}] as [Token, {generateNext: {token: true; options: typeof sample}}])
-        ]);
+        ], {contextShift: plainOptions.contextShift});
         const offset = pending.length - 1;
         let accepted = 0;
         while (accepted < draft.length && results[offset + accepted]?.next.token === draft[accepted]) accepted++;
