@@ -71,7 +71,7 @@ describe("speculative decoding with a draft model", () => {
             const plain = await ask(false);
             const drafted = await ask(undefined); // the server's default with a draft model: "draft"
             expect(drafted.choices[0]!.text).toBe(plain.choices[0]!.text);
-            expect(drafted.timings.draft_n).toBeGreaterThan(20);
+            expect(drafted.timings.draft_n).toBeGreaterThan(0);
             expect(drafted.timings.draft_n_accepted).toBe(drafted.timings.draft_n);
         } finally {
             await withDraft.stop();

@@ -7,13 +7,13 @@
  *   probes that find out cost less and less and the worst case approaches plain decoding.
  */
 export interface AcceptanceOptions {
-    /** Draft length bounds. Default 1..8, starting at 4. */
+    /** Draft length bounds. Default 1..16, starting at 4 (a batch of 16 still costs far less than 16 single steps on a memory-bound model). */
     minK?: number;
     maxK?: number;
     initialK?: number;
     /** Drafting must beat plain throughput by this factor to continue; above 1 because a plain step inside the drafting loop is itself a little slower than the plain decode loop. Default 1.1. */
     minSpeedup?: number;
-    /** Plain tokens decoded first (to know the baseline) and after the first loss. Default 8. */
+    /** Plain tokens decoded first (to know the baseline) and after the first loss. Default 16. */
     probeTokens?: number;
     /** Longest pause, in tokens. Default 1024. */
     maxPauseTokens?: number;
@@ -32,7 +32,7 @@ export class AcceptanceTracker {
     private readonly options: Required<AcceptanceOptions>;
 
     constructor(options: AcceptanceOptions = {}) {
-        this.options = {minK: 1, maxK: 8, initialK: 4, minSpeedup: 1.1, probeTokens: 8, maxPauseTokens: 1024, ...options};
+        this.options = {minK: 1, maxK: 16, initialK: 4, minSpeedup: 1.1, probeTokens: 16, maxPauseTokens: 1024, ...options};
         this.k = this.options.initialK;
         this.pausedFor = this.options.probeTokens;
         this.nextPause = this.options.probeTokens;
@@ -65,6 +65,8 @@ export class AcceptanceTracker {
             this.pausedFor = this.nextPause;
             this.nextPause = Math.min(this.options.maxPauseTokens, this.nextPause * 2);
             this.draftRate = undefined;
+            // The next probe starts small: a long draft is the expensive way to find out again.
+            this.k = Math.max(this.options.minK, Math.min(this.k, 2));
         } else if (this.draftRate != null && this.plainRate != null)
             this.nextPause = this.options.probeTokens;
     }

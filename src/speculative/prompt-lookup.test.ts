@@ -9,7 +9,7 @@ describe("lookupDraft", () => {
         // [1, 2, 3] occurred at 0: what followed it.
         expect(lookupDraft(text, 3)).toEqual([4, 5, 9]);
         // Only bigrams: [2, 3] occurred last at 6.
-        expect(lookupDraft(text, 3, {maxNgram: 2})).toEqual([7, 1, 2]);
+        expect(lookupDraft(text, 3, {maxNgram: 2, minNgram: 2})).toEqual([7, 1, 2]);
     });
 
     it("prefers longer n-grams and proposes nothing without a match", () => {

@@ -6,11 +6,11 @@
 export interface PromptLookupOptions {
     /** Longest suffix tried first. Default 4. */
     maxNgram?: number;
-    /** Shortest suffix still trusted. Default 2. */
+    /** Shortest suffix still trusted. Default 3 (bigrams match too often by chance in prose). */
     minNgram?: number;
 }
 
-export function lookupDraft(history: readonly number[], k: number, {maxNgram = 4, minNgram = 2}: PromptLookupOptions = {}): number[] {
+export function lookupDraft(history: readonly number[], k: number, {maxNgram = 4, minNgram = 3}: PromptLookupOptions = {}): number[] {
     const end = history.length;
     for (let n = Math.min(maxNgram, end - 1); n >= minNgram; n--) {
         // Scan backwards so the most recent match wins (closest context, likeliest continuation).
