@@ -19,6 +19,7 @@ import {RawDecoder} from "./bench/raw.js";
 import {startBenchServer} from "./bench/server.js";
 import {renderMarkdown, summarize, type BenchReport, type Variant} from "./bench/report.js";
 import {runKvBench, runKvQuantBench} from "./bench/kv.js";
+import {runSpeculationBench} from "./bench/speculation.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const {values: args} = parseArgs({
@@ -29,6 +30,7 @@ const {values: args} = parseArgs({
         model: {type: "string"},
         threads: {type: "string"},
         "skip-kv": {type: "boolean", default: false},
+        "skip-speculation": {type: "boolean", default: false},
         out: {type: "string"}
     }
 });
@@ -90,6 +92,11 @@ if (!args["skip-kv"]) {
     report.kv = await runKvBench(args.quick
         ? {model: modelPath, threads, runs: 1, conversations: 3, parallel: 2, turns: 2}
         : {model: modelPath, threads, runs: Math.max(3, Math.min(runs, 5)), conversations: 12, parallel: 4, turns: 3});
+}
+if (!args["skip-speculation"]) {
+    console.error("speculative decoding: generating fixtures, measuring…");
+    report.speculationFfnLength = args.quick ? 2048 : 16384;
+    report.speculation = await runSpeculationBench({model: modelPath, runs: args.quick ? 1 : 5, tokens: args.quick ? 48 : 256, ffnLength: report.speculationFfnLength});
 }
 console.log(JSON.stringify(report, null, 2));
 if (!args.quick || args.out != null) {

@@ -1,5 +1,6 @@
 import type {DecodeSample} from "./clients.js";
 import type {KvBenchReport, KvQuantRow} from "./kv.js";
+import {renderSpeculation, type SpeculationRow} from "./speculation.js";
 
 /** raw: node-llama-cpp with the server's settings; rawDefaults: with node-llama-cpp's own defaults. */
 export type Variant = "raw" | "rawDefaults" | "sse" | "ws";
@@ -22,6 +23,8 @@ export interface BenchReport {
     results: Record<Variant, VariantSummary>;
     kv?: KvBenchReport;
     kvQuant?: KvQuantRow[];
+    speculation?: SpeculationRow[];
+    speculationFfnLength?: number;
 }
 
 export function median(values: number[]) {
@@ -74,7 +77,7 @@ Raw samples (tok/s): ${r.raw.samples.map((sample) => sample.tokensPerSecond.toFi
 Raw with node-llama-cpp's defaults (tok/s): ${r.rawDefaults.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
 SSE samples (tok/s): ${r.sse.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
 WS samples (tok/s): ${r.ws.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
-${report.kv == null ? "" : renderKv(report.kv)}${report.kvQuant == null ? "" : renderKvQuant(report.kvQuant)}`;
+${report.kv == null ? "" : renderKv(report.kv)}${report.kvQuant == null ? "" : renderKvQuant(report.kvQuant)}${report.speculation == null ? "" : renderSpeculation(report.speculation, report.speculationFfnLength ?? 0)}`;
 }
 
 function renderKv(kv: KvBenchReport) {
