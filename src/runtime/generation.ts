@@ -101,7 +101,7 @@ export class Generation implements GenerationStream {
                     dropped += droppedTokens;
                     this.droppedTokens += droppedTokens;
                 }
-                await this.pace();
+                if (this.setup.tokensPerSecond?.() != null) await this.pace();
                 // A token decoded after the client cancelled is never sent, so it is not counted either.
                 if (signal?.aborted) {
                     finishReason = "cancelled";
