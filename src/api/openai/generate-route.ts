@@ -3,7 +3,7 @@ import type {Runtime} from "../../runtime/runtime.js";
 import type {FinishReason, GenerationRequest, GenerationStream, Timings, Usage} from "../../runtime/types.js";
 import {toOpenAIError} from "./errors.js";
 import {ChunkFormatter, completionObject, type CompletionKind} from "./format.js";
-import {sseResponse} from "./sse.js";
+import {sseResponse, type SsePayload} from "./sse.js";
 
 export interface GenerateRouteOptions {
     kind: CompletionKind;
@@ -17,8 +17,10 @@ export interface GenerateRouteOptions {
 /** Runs one generation for an OpenAI endpoint and answers as JSON or as an SSE stream. */
 export async function respondWithGeneration(c: Context, runtime: Runtime, options: GenerateRouteOptions): Promise<Response> {
     const generation = await runtime.generate(options.request, {signal: c.req.raw.signal});
-    if (options.stream)
-        return sseResponse(c, streamPayloads(generation, options));
+    if (options.stream) {
+        const format = new ChunkFormatter(options.kind, generation, options.includeUsage);
+        return sseResponse(c, streamPayloads(generation, options, format), (text) => format.textChunk(text));
+    }
 
     let text = options.echo ?? "";
     for await (const event of generation) {
@@ -30,19 +32,23 @@ export async function respondWithGeneration(c: Context, runtime: Runtime, option
     throw new Error("The generation ended without a result");
 }
 
-async function* streamPayloads(generation: GenerationStream, options: GenerateRouteOptions): AsyncGenerator<string, void, void> {
-    const format = new ChunkFormatter(options.kind, generation, options.includeUsage);
+/**
+ * The stream's payloads: whole chunks as strings, and generated text as `{text}`, which the
+ * writer merges with the text after it until its next write and formats once (one chunk per
+ * write instead of one per token: less JSON for the server to build and for the client to parse).
+ */
+async function* streamPayloads(generation: GenerationStream, options: GenerateRouteOptions, format: ChunkFormatter): AsyncGenerator<SsePayload, void, void> {
     if (options.kind === "chat")
         yield format.roleChunk();
     if (options.echo)
-        yield format.textChunk(options.echo);
+        yield {text: options.echo};
 
     let done: {finishReason: FinishReason; usage: Usage; timings: Timings} | undefined;
     try {
         for await (const event of generation) {
             if (event.type === "delta") {
                 if (event.text.length > 0)
-                    yield format.textChunk(event.text);
+                    yield {text: event.text};
             } else
                 done = event;
         }
