@@ -25,7 +25,9 @@ export function createMetrics(runtime: Runtime, power?: PowerView) {
             }
         }});
 
-    const health = () => runtime.health();
+    // One snapshot per scrape: every gauge below reads it instead of recomputing the runtime's state.
+    let snapshot: {health?: ReturnType<Runtime["health"]>; power?: ReturnType<PowerView["status"]>} = {};
+    const health = () => (snapshot.health ??= runtime.health());
     gauge("edge_llm_ready", "1 when a model is loaded and serving", () => (health().status === "ready" ? 1 : 0));
     gauge("edge_llm_slots_total", "Sequences decoded side by side", () => health().slots?.total);
     gauge("edge_llm_slots_running", "Sequences running a request", () => health().slots?.running);
@@ -57,7 +59,7 @@ export function createMetrics(runtime: Runtime, power?: PowerView) {
     gauge("edge_llm_kv_spilled_bytes", "Bytes of sequence states on disk", () => health().kv?.spilledBytes);
 
     if (power != null) {
-        const status = () => power.status();
+        const status = () => (snapshot.power ??= power.status());
         gauge("edge_llm_power_level", "Power level: 0 nominal, 1 fair, 2 serious, 3 critical", () => POWER_LEVELS.indexOf(status().level));
         gauge("edge_llm_power_max_temperature_celsius", "Hottest thermal zone in the last reading", () => {
             const zones = status().reading?.thermalZones ?? [];
@@ -80,6 +82,9 @@ export function createMetrics(runtime: Runtime, power?: PowerView) {
 
     return {
         contentType: registry.contentType,
-        render: () => registry.metrics()
+        render: () => {
+            snapshot = {};
+            return registry.metrics();
+        }
     };
 }

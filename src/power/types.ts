@@ -28,7 +28,7 @@ export interface BatteryReading {
 export interface PowerReading {
     /** Unix milliseconds when the sample was taken. */
     at: number;
-    /** Sensor name, e.g. "linux-sysfs", "darwin-pmset", "termux", "manual". */
+    /** Sensor name, e.g. "linux-sysfs", "darwin-pmset", "termux". */
     source: string;
     thermalZones?: ThermalZoneReading[];
     battery?: BatteryReading;
@@ -38,7 +38,7 @@ export interface PowerReading {
     osThermalLevel?: PowerLevel;
     /** current / max CPU frequency, 0–1 (below ~0.7 while busy hints at thermal throttling). */
     cpuFrequencyRatio?: number;
-    /** Set only by the manual override: forces the level regardless of everything else. */
+    /** A sensor that knows better (e.g. an app-provided reading) may force the level; none of ours does. */
     forcedLevel?: PowerLevel;
 }
 

@@ -3,25 +3,7 @@ import {tmpdir} from "node:os";
 import path from "node:path";
 import {afterAll, describe, expect, it} from "vitest";
 import {commandOnPath, runCommand} from "./command.js";
-import {DarwinSensor, detectSensors, ManualSensor, mergeReadings, SysfsSensor, TermuxSensor} from "./index.js";
-import type {PowerLevel} from "../types.js";
-
-describe("ManualSensor", () => {
-    it("forces a level while set and reads nothing once cleared", async () => {
-        const sensor = new ManualSensor();
-        expect(sensor.get()).toBeNull();
-        await expect(sensor.read()).resolves.toBeUndefined();
-        sensor.set("serious");
-        expect(sensor.get()).toBe("serious");
-        expect(await sensor.read()).toEqual({at: expect.any(Number), source: "manual", forcedLevel: "serious"});
-        sensor.set(null);
-        await expect(sensor.read()).resolves.toBeUndefined();
-    });
-
-    it("refuses a name that is not a level", () => {
-        expect(() => new ManualSensor().set("hot" as PowerLevel)).toThrow(RangeError);
-    });
-});
+import {DarwinSensor, detectSensors, mergeReadings, SysfsSensor, TermuxSensor} from "./index.js";
 
 describe("mergeReadings", () => {
     it("combines several sensors' readings", () => {

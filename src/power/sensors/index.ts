@@ -7,7 +7,6 @@ import {TermuxSensor} from "./termux.js";
 export {DarwinSensor, parsePmsetBatt, parsePmsetLowPowerMode, parsePmsetTherm, parseThermalPressure} from "./darwin.js";
 export {SysfsSensor} from "./linux-sysfs.js";
 export {TermuxSensor, parseTermuxBatteryStatus} from "./termux.js";
-export {ManualSensor} from "./manual.js";
 export {mergeReadings} from "./merge.js";
 
 export interface DetectSensorsOptions {
@@ -25,8 +24,8 @@ export interface DetectSensorsOptions {
 /**
  * The sensors for this machine, chosen once at startup: Linux and Android read sysfs, plus
  * Termux:API when `termux-battery-status` is installed; macOS runs pmset / notifyutil; any
- * other platform has none (so the governor stays `nominal`). The manual override is not
- * included: whoever owns it adds it.
+ * other platform has none (so the governor stays `nominal`). The manual override lives in
+ * the governor (`setOverride`: config and /admin/power), not in a sensor.
  */
 export function detectSensors(options: DetectSensorsOptions = {}): PowerSensor[] {
     if (options.sensorRoot != null)
