@@ -31,6 +31,11 @@ export interface LoadModelOptions {
     parallel: number;
     /** CPU threads; `undefined` = let the backend choose for this machine and model. */
     threads?: number;
+    /**
+     * Measure decode speed per thread count at the first load of a model on this machine (CPU
+     * only, when `threads` is unset) and cache the fastest in `cacheFile`. Unset: a heuristic.
+     */
+    threadTuning?: {cacheFile: string};
     /** Element type of the KV cache. Default "f16". */
     kvCacheType?: KvCacheType;
     /**

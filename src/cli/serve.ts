@@ -17,6 +17,7 @@ interface ServeFlags {
     host?: string;
     port?: string;
     threads?: string;
+    autotuneThreads?: boolean;
     parallel?: string;
     ctxSize?: string;
     contextOverflow?: string;
@@ -40,6 +41,7 @@ export function registerServe(program: Command) {
         .option("--host <host>", "address to listen on (default 127.0.0.1)")
         .option("-p, --port <port>", "port to listen on; 0 picks a free one (default 8080)")
         .option("-t, --threads <n>", "CPU threads for decoding (default: chosen for this machine and model)")
+        .option("--no-autotune-threads", "with --threads unset, use a size heuristic instead of measuring thread counts at a model's first load")
         .option("--parallel <n>", "requests decoded side by side (default 4)")
         .option("-c, --ctx-size <tokens>", "context tokens per sequence (default: the model's, at most 2048)")
         .option("--context-overflow <policy>", "prompt or answer longer than the context: error, truncate or slide (default error)")
@@ -60,7 +62,9 @@ async function serve(flags: ServeFlags) {
         flags: {
             model: flags.model, host: flags.host, port: flags.port, threads: flags.threads, parallel: flags.parallel,
             ctxSize: flags.ctxSize, modelAlias: flags.alias, modelsDir: flags.modelsDir, gpu: flags.gpu, logLevel: flags.logLevel,
-            contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType, draft: flags.draft, speculation: flags.speculation
+            contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType, draft: flags.draft, speculation: flags.speculation,
+            // Commander defaults negatable flags to true: pass only an explicit --no-autotune-threads.
+            autotuneThreads: flags.autotuneThreads === false ? false : undefined
         }
     });
     const logger = createLogger(settings.logLevel);
@@ -191,6 +195,7 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
         contextSize: settings.ctxSize,
         kvBudget: settings.kvBudgetTokens != null || settings.kvBudgetMiB != null ? {tokens: settings.kvBudgetTokens, mib: settings.kvBudgetMiB} : undefined,
         threads: settings.threads,
+        threadTuning: settings.autotuneThreads ? {cacheFile: settings.threadTuningFile} : undefined,
         kvCacheType: settings.kvCacheType,
         flashAttention: settings.flashAttention,
         draftPath: settings.draft,

@@ -19,6 +19,12 @@ export const settingsSchema = z.object({
     port: z.coerce.number().int().min(0).max(65535).default(8080),
     /** CPU threads for decoding. Unset: chosen per machine and model (never more than physical cores). */
     threads: z.coerce.number().int().min(1).max(512).optional(),
+    /**
+     * With `threads` unset on CPU: measure decode speed per thread count at a model's first load
+     * on this machine and use the fastest (cached in `threadTuningFile`); false: a size heuristic.
+     */
+    autotuneThreads: flag.default(true),
+    threadTuningFile: z.string().min(1).default(".edge-llm/thread-tuning.json"),
     /** Sequences decoded side by side; the number of requests served at once. */
     parallel: z.coerce.number().int().min(1).max(64).default(4),
     /** Context tokens per sequence. Unset: the model's trained size, at most 2048. */
@@ -113,6 +119,8 @@ export const settingsEnv: Partial<Record<keyof Settings, string>> = {
     host: "EDGE_LLM_HOST",
     port: "EDGE_LLM_PORT",
     threads: "EDGE_LLM_THREADS",
+    autotuneThreads: "EDGE_LLM_AUTOTUNE_THREADS",
+    threadTuningFile: "EDGE_LLM_THREAD_TUNING_FILE",
     parallel: "EDGE_LLM_PARALLEL",
     ctxSize: "EDGE_LLM_CTX_SIZE",
     contextOverflow: "EDGE_LLM_CONTEXT_OVERFLOW",

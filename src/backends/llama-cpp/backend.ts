@@ -2,7 +2,8 @@ import path from "node:path";
 import {stat} from "node:fs/promises";
 import {getLlama, type Llama, type LlamaModel, LlamaLogLevel} from "node-llama-cpp";
 import type {Backend, BackendModel, LoadModelOptions, ModelDescription} from "../backend.js";
-import {chooseThreads} from "./threads.js";
+import {chooseThreads, type ThreadChoice} from "./threads.js";
+import {describeTuning, machineKey, measureThreadCounts, pickThreads, threadCandidates, ThreadTuningCache} from "./thread-tuning.js";
 import {GrammarCache} from "./constraint.js";
 import {LlamaCppModel} from "./model.js";
 import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeError, readKvShape} from "./kv-cache.js";
@@ -26,7 +27,7 @@ export interface LlamaCppBackendOptions {
 export class LlamaCppBackend implements Backend {
     readonly name = "llama.cpp";
 
-    private constructor(readonly llama: Llama, private readonly grammars: GrammarCache) {}
+    private constructor(readonly llama: Llama, private readonly grammars: GrammarCache, private readonly log?: LlamaCppBackendOptions["logger"]) {}
 
     static async create(options: LlamaCppBackendOptions = {}) {
         const log = options.logger;
@@ -42,7 +43,7 @@ export class LlamaCppBackend implements Backend {
                 log(severity === "warn" && NOISE.test(text) ? "debug" : severity, text);
             }
         });
-        return new LlamaCppBackend(llama, new GrammarCache(llama));
+        return new LlamaCppBackend(llama, new GrammarCache(llama), log);
     }
 
     get accelerator(): string {
@@ -53,18 +54,28 @@ export class LlamaCppBackend implements Backend {
         await assertReadableGguf(options.path);
         const fileSizeBytes = (await stat(options.path)).size;
         const onGpu = this.llama.gpu !== false;
-        const threads = chooseThreads({
+        let threads = chooseThreads({
             requested: options.threads,
             mathCores: this.llama.cpuMathCores,
             modelSizeBytes: fileSizeBytes,
             onGpu
         });
+        const tune = options.threads == null && !onGpu && options.threadTuning != null;
+        const candidates = threadCandidates(this.llama.cpuMathCores);
         // Contexts are capped at the thread count they were created with; the live limit
         // (`llama.maxThreads`) is what the power governor lowers later.
-        this.llama.maxThreads = threads.threads;
+        this.llama.maxThreads = tune ? Math.max(...candidates) : threads.threads;
 
         const model = await this.llama.loadModel({modelPath: options.path, loadSignal: options.signal});
         try {
+            if (tune) {
+                threads = await this.tuneThreads(model, options.path, options.threadTuning!.cacheFile, candidates, options.signal)
+                    .catch((error: unknown) => {
+                        this.log?.("warn", `thread autotuning failed (${(error as Error).message}); using ${threads.threads} (${threads.reason})`);
+                        return threads;
+                    });
+                this.llama.maxThreads = threads.threads;
+            }
             const kvCacheType = options.kvCacheType ?? "f16";
             const kvShape = readKvShape(model.fileInfo.metadata);
             const budgetTokens = options.kvBudget?.tokens ?? (options.kvBudget?.mib != null && kvShape != null
@@ -113,6 +124,20 @@ export class LlamaCppBackend implements Backend {
             await model.dispose();
             throw error;
         }
+    }
+
+    /** The cached autotuned count for this model on this machine and binary, measured when missing. */
+    private async tuneThreads(model: LlamaModel, modelPath: string, cacheFile: string, candidates: number[], signal?: AbortSignal): Promise<ThreadChoice> {
+        const cache = new ThreadTuningCache(cacheFile);
+        const key = `${await modelFingerprint(modelPath, {})}|${machineKey(`${this.llama.buildType} ${this.llama.llamaCppRelease.release}`)}`;
+        const cached = await cache.get(key);
+        if (cached != null && candidates.includes(cached.threads)) return {threads: cached.threads, reason: describeTuning(cached, true)};
+        const started = performance.now();
+        const measurements = await measureThreadCounts(model, {candidates, signal});
+        const tuned = {threads: pickThreads(measurements), measurements, measuredAt: new Date().toISOString()};
+        await cache.set(key, tuned);
+        this.log?.("info", `autotuned decode threads for ${path.basename(modelPath)} in ${Math.round(performance.now() - started)} ms: ${describeTuning(tuned, false)}`);
+        return {threads: tuned.threads, reason: describeTuning(tuned, false)};
     }
 
     /** The draft model, checked for the same tokenizer, with one sequence per target sequence. */
