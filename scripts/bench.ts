@@ -20,6 +20,8 @@ import {startBenchServer} from "./bench/server.js";
 import {renderMarkdown, summarize, type BenchReport, type Variant} from "./bench/report.js";
 import {runKvBench, runKvQuantBench} from "./bench/kv.js";
 import {runSpeculationBench} from "./bench/speculation.js";
+import {runSizedBench} from "./bench/sized.js";
+import {ensureSyntheticModel} from "./fixtures/synthetic-model.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const {values: args} = parseArgs({
@@ -31,6 +33,9 @@ const {values: args} = parseArgs({
         threads: {type: "string"},
         "skip-kv": {type: "boolean", default: false},
         "skip-speculation": {type: "boolean", default: false},
+        "skip-sized": {type: "boolean", default: false},
+        /** The realistic-size model; default: the synthetic Llama-3.2-1B-shaped Q4_0 one (written to .cache/models on first use). */
+        "sized-model": {type: "string"},
         out: {type: "string"}
     }
 });
@@ -97,6 +102,17 @@ if (!args["skip-speculation"]) {
     console.error("speculative decoding: generating fixtures, measuring…");
     report.speculationFfnLength = args.quick ? 2048 : 16384;
     report.speculation = await runSpeculationBench({model: modelPath, runs: args.quick ? 1 : 5, tokens: args.quick ? 48 : 256, ffnLength: report.speculationFfnLength});
+}
+if (!args["skip-sized"]) {
+    // --quick: the same code paths on the tiny synthetic model, so CI's smoke run stays under a minute.
+    const sizedModel = args["sized-model"] != null ? path.resolve(root, args["sized-model"])
+        : await ensureSyntheticModel(args.quick ? "tiny" : "llama-1b", path.join(root, ".cache/models"), (file) => console.error(`writing ${file}…`));
+    report.sizedSettings = {runs: args.quick ? 1 : 5, tokens: args.quick ? 16 : 64};
+    console.error(`realistic size: ${path.basename(sizedModel)}`);
+    report.sized = await runSizedBench({
+        model: sizedModel, ...report.sizedSettings, promptTokens: 128,
+        streams: args.quick ? [1, 2] : [1, 2, 4, 8], leakRequests: args.quick ? 10 : 100
+    }, (message) => console.error(message));
 }
 console.log(JSON.stringify(report, null, 2));
 if (!args.quick || args.out != null) {

@@ -13,6 +13,10 @@ export class RawDecoder {
         return new RawDecoder(model, context);
     }
 
+    countTokens(text: string): number {
+        return this.model.tokenize(text).length + (this.model.tokens.bos != null ? 1 : 0);
+    }
+
     async decode(job: DecodeJob): Promise<DecodeSample> {
         const sequence = this.context.getSequence();
         try {
