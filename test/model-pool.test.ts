@@ -1,3 +1,4 @@
+import {spawn} from "node:child_process";
 import {copyFile, mkdtemp, rm, writeFile} from "node:fs/promises";
 import {tmpdir} from "node:os";
 import path from "node:path";
@@ -8,7 +9,7 @@ import {LlamaCppBackend} from "../src/backends/llama-cpp/backend.js";
 import {ModelDirectory} from "../src/models/available-models.js";
 import {ModelPool, type ModelPoolEvent} from "../src/runtime/model-pool.js";
 import {startServer, type RunningServer} from "../src/api/server.js";
-import {testModelPath} from "./helpers/model.js";
+import {repoRoot, testModelPath} from "./helpers/model.js";
 
 /**
  * Several models behind one server: copies of the test model under other names in a temp
@@ -312,6 +313,31 @@ describe("loading a model while another streams", () => {
             expect(unloaded).toBeLessThan(betaLoading);
         } finally {
             await server.stop();
+        }
+    });
+});
+
+describe("edge-llm serve", () => {
+    it("serves every model of the models folder, loading and replacing them as requests name them", async () => {
+        const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_")));
+        const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", "--models-dir", dir,
+            "--model", path.join(dir, "alpha.gguf"), "--port", "0", "--parallel", "1", "--ctx-size", "256", "--max-loaded-models", "1"],
+        {cwd: repoRoot, env: {...env, EDGE_LLM_POWER: "false"}});
+        let stderr = "";
+        child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
+        try {
+            await waitFor(() => /"msg":"ready: /.test(stderr), 20_000);
+            const url = /"url":"(http:[^"]+)"/.exec(stderr)![1]!;
+            const client = new OpenAI({baseURL: `${url}/v1`, apiKey: "x", maxRetries: 0});
+            const answer = await client.chat.completions.create({model: "beta", messages: [{role: "user", content: "Hi"}], max_tokens: 4});
+            expect(answer.model).toBe("beta");
+            const models = (await client.models.list()).data as unknown as ModelEntry[];
+            expect(models.map((model) => [model.id, model.meta.loaded])).toEqual([["alpha", false], ["beta", true], ["broken", false]]);
+            expect(stderr).toContain("loaded model beta in");
+            expect(stderr).toContain("unloaded model alpha (room for another model)");
+        } finally {
+            child.kill("SIGTERM");
+            await new Promise((resolve) => child.once("close", resolve));
         }
     });
 });
