@@ -252,7 +252,7 @@ describe("loading a model while another streams", () => {
         const server = await startPoolServer({maxLoaded: 2, contextSize: 4096});
         try {
             await ask(server, "alpha");
-            const stream = await server.client.completions.create({model: "alpha", prompt: "Once upon a time", max_tokens: 1200, temperature: 0, stream: true});
+            const stream = await server.client.completions.create({model: "alpha", prompt: "Once upon a time", max_tokens: 800, temperature: 0, stream: true});
             const arrivals: number[] = [];
             let loadStarted: number | undefined;
             let loadEnded: number | undefined;

@@ -299,14 +299,14 @@ export class ModelPool implements ModelHost {
             onIdle: () => setImmediate(() => this.checkIdle(entry))
         });
         const started = performance.now();
-        this.options.onEvent?.({type: "loading", model: model.id});
+        this.emit({type: "loading", model: model.id});
         const ready = runtime.load(this.options.loadOptions(model, controller.signal)).then(
             (description) => {
                 if (entry.state === "loading") entry.state = "ready";
                 runtime.setLimits(this.limits);
                 this.failures.delete(model.path);
                 this.counts.loads++;
-                this.options.onEvent?.({type: "loaded", model: model.id, description, ms: Math.round(performance.now() - started)});
+                this.emit({type: "loaded", model: model.id, description, ms: Math.round(performance.now() - started)});
                 this.emitChange();
                 // Everyone who waited for it may have gone: start its idle clock.
                 setImmediate(() => this.checkIdle(entry));
@@ -318,7 +318,7 @@ export class ModelPool implements ModelHost {
                 if (!this.closed) {
                     this.failures.set(model.path, failure.message);
                     this.counts.failures++;
-                    this.options.onEvent?.({type: "load-failed", model: model.id, error: failure});
+                    this.emit({type: "load-failed", model: model.id, error: failure});
                 }
                 await runtime.dispose().catch(() => {});
                 this.emitChange();
@@ -344,7 +344,7 @@ export class ModelPool implements ModelHost {
         if (victim != null) {
             victim.state = "draining";
             this.clearIdleTimer(victim);
-            this.options.onEvent?.({type: "draining", model: victim.model.id, forModel: forModel.id});
+            this.emit({type: "draining", model: victim.model.id, forModel: forModel.id});
         }
         // Everything is still loading: wait for a load to finish.
     }
@@ -357,7 +357,7 @@ export class ModelPool implements ModelHost {
         } finally {
             if (this.entries.get(entry.model.path) === entry) this.entries.delete(entry.model.path);
             this.counts.unloads++;
-            this.options.onEvent?.({type: "unloaded", model: entry.model.id, reason});
+            this.emit({type: "unloaded", model: entry.model.id, reason});
             this.emitChange();
         }
     }
@@ -403,6 +403,15 @@ export class ModelPool implements ModelHost {
         clearTimeout(entry.idleTimer);
         entry.idleTimer = undefined;
         entry.unloadAt = undefined;
+    }
+
+    /** A listener's mistake must not fail a load or an unload. */
+    private emit(event: ModelPoolEvent) {
+        try {
+            this.options.onEvent?.(event);
+        } catch {
+            // ignored
+        }
     }
 
     private emitChange() {
