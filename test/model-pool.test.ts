@@ -317,6 +317,32 @@ describe("loading a model while another streams", () => {
     });
 });
 
+describe("a request that stops waiting for room", () => {
+    it("leaves the busy model serving: it stops draining and is not unloaded", async () => {
+        const server = await startPoolServer({maxLoaded: 1, contextSize: 2048});
+        try {
+            const stream = await server.client.completions.create({model: "alpha", prompt: "Once upon a time", max_tokens: 600, temperature: 0, stream: true});
+            const controller = new AbortController();
+            let beta: Promise<unknown> | undefined;
+            let finish: string | null | undefined;
+            for await (const chunk of stream) {
+                finish ??= chunk.choices[0]?.finish_reason;
+                if (beta != null) continue;
+                beta = server.client.completions.create({model: "beta", prompt: "x", max_tokens: 4}, {signal: controller.signal}).catch((error: unknown) => error);
+                await waitFor(() => server.events.some((event) => event.type === "draining"), 2000);
+                controller.abort();
+                expect(await beta).toBeInstanceOf(OpenAI.APIUserAbortError);
+                await waitFor(() => server.pool.health().models[0]?.state === "ready", 2000);
+            }
+            expect(finish).toBe("length");
+            expect((await ask(server, "alpha")).model).toBe("alpha");
+            expect(server.events.filter((event) => event.type === "unloaded" || event.type === "loading").map((event) => event.model)).toEqual(["alpha"]);
+        } finally {
+            await server.stop();
+        }
+    });
+});
+
 describe("edge-llm serve", () => {
     it("serves every model of the models folder, loading and replacing them as requests name them", async () => {
         const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_")));

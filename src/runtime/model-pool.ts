@@ -125,6 +125,8 @@ interface Entry {
     idleTimer?: NodeJS.Timeout;
     unloadAt?: number;
     controller: AbortController;
+    /** Set once it is being unloaded. */
+    unloaded?: Promise<void>;
 }
 
 /**
@@ -140,6 +142,8 @@ export class ModelPool implements ModelHost {
     private readonly failures = new Map<string, string>();
     private readonly shared: SharedBackend;
     private changeWaiters: (() => void)[] = [];
+    /** Requests waiting for a model to be unloaded so theirs can load. */
+    private waitingForRoom = 0;
     private limits: EngineLimits = {};
     private closed = false;
     private preloading?: "loading" | "failed" | "done";
@@ -251,7 +255,7 @@ export class ModelPool implements ModelHost {
         }
         await Promise.all(entries.map(async (entry) => {
             await entry.ready.catch(() => {});
-            await entry.runtime.dispose().catch(() => {});
+            await (entry.unloaded ?? entry.runtime.dispose()).catch(() => {});
             this.entries.delete(entry.model.path);
         }));
         await this.shared.dispose();
@@ -285,9 +289,29 @@ export class ModelPool implements ModelHost {
                 return entry;
             }
             // Draining or unloading: wait until it is gone, then load it again. Not loaded and no room: make some.
-            if (entry == null) this.makeRoom(model);
-            await this.nextChange(signal);
+            if (entry == null) {
+                this.makeRoom(model);
+                this.waitingForRoom++;
+                try {
+                    await this.nextChange(signal);
+                } catch (error) {
+                    // The last one waiting left: the model draining for it may serve again.
+                    if (--this.waitingForRoom === 0) this.stopDraining();
+                    throw error;
+                }
+                this.waitingForRoom--;
+            } else await this.nextChange(signal);
         }
+    }
+
+    /** Nobody waits for room any more: a draining model serves again. */
+    private stopDraining() {
+        for (const entry of this.entries.values())
+            if (entry.state === "draining") {
+                entry.state = "ready";
+                this.checkIdle(entry);
+                this.emitChange();
+            }
     }
 
     private startLoad(model: AvailableModel): Entry {
@@ -349,17 +373,17 @@ export class ModelPool implements ModelHost {
         // Everything is still loading: wait for a load to finish.
     }
 
-    private async unload(entry: Entry, reason: "idle" | "lru") {
+    /** Frees an idle model; never rejects (a failed dispose still frees its place). */
+    private unload(entry: Entry, reason: "idle" | "lru"): Promise<void> {
         entry.state = "unloading";
         this.clearIdleTimer(entry);
-        try {
-            await entry.runtime.dispose();
-        } finally {
+        entry.unloaded = entry.runtime.dispose().catch(() => {}).then(() => {
             if (this.entries.get(entry.model.path) === entry) this.entries.delete(entry.model.path);
             this.counts.unloads++;
             this.emit({type: "unloaded", model: entry.model.id, reason});
             this.emitChange();
-        }
+        });
+        return entry.unloaded;
     }
 
     private lease(entry: Entry) {
@@ -381,10 +405,11 @@ export class ModelPool implements ModelHost {
     /** A model with nothing running: unload it if it is draining, else start its TTL and tell waiting loads. */
     private checkIdle(entry: Entry) {
         if (this.closed || this.entries.get(entry.model.path) !== entry || !this.isIdle(entry)) return;
-        if (entry.state === "draining") {
+        if (entry.state === "draining" && this.waitingForRoom > 0) {
             void this.unload(entry, "lru");
             return;
         }
+        if (entry.state === "draining") entry.state = "ready";
         if (entry.state !== "ready") return;
         if (this.idleTtlMs > 0 && !entry.model.isDefault && entry.idleTimer == null) {
             entry.unloadAt = Date.now() + this.idleTtlMs;
