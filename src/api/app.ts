@@ -1,6 +1,7 @@
 import {Hono} from "hono";
 import {bodyLimit} from "hono/body-limit";
 import type {Runtime} from "../runtime/runtime.js";
+import {singleRuntimeHost, type ModelHost} from "../runtime/model-pool.js";
 import {ApiError, toOpenAIError} from "./openai/errors.js";
 import {openAIRoutes} from "./openai/routes.js";
 import {createMetrics} from "./metrics.js";
@@ -8,7 +9,10 @@ import {adminRoutes} from "./admin.js";
 import type {PowerView} from "../power/status.js";
 
 export interface AppOptions {
-    runtime: Runtime;
+    /** One loaded runtime (tests, benchmarks) … */
+    runtime?: Runtime;
+    /** … or the model pool: every request's `model` picks (and loads) one. */
+    models?: ModelHost;
     maxBodyBytes: number;
     power?: PowerView;
     adminToken?: string;
@@ -16,7 +20,7 @@ export interface AppOptions {
 }
 
 /** The HTTP API: OpenAI-compatible routes under /v1, /health, /metrics and /admin. */
-export function createApp({runtime, maxBodyBytes, power, adminToken, onError}: AppOptions) {
+export function createApp({runtime, models = singleRuntimeHost(runtime!), maxBodyBytes, power, adminToken, onError}: AppOptions) {
     const app = new Hono();
 
     app.use("*", bodyLimit({
@@ -27,15 +31,15 @@ export function createApp({runtime, maxBodyBytes, power, adminToken, onError}: A
     }));
 
     app.get("/health", (c) => {
-        const health = runtime.health();
+        const health = models.health();
         return c.json({...health, power: power?.status()}, health.status === "ready" ? 200 : 503);
     });
 
-    const metrics = createMetrics(runtime, power);
+    const metrics = createMetrics(models, power);
     app.route("/admin", adminRoutes({power, adminToken}));
     app.get("/metrics", async (c) => c.body(await metrics.render(), 200, {"Content-Type": metrics.contentType}));
 
-    app.route("/v1", openAIRoutes(runtime));
+    app.route("/v1", openAIRoutes(models));
 
     app.notFound((c) => {
         const {status, error} = toOpenAIError(new ApiError(404, `Unknown endpoint: ${c.req.method} ${c.req.path}`, "invalid_request_error", null, "unknown_url"));

@@ -1,5 +1,5 @@
 import {Counter, Gauge, Registry, collectDefaultMetrics} from "prom-client";
-import type {Runtime} from "../runtime/runtime.js";
+import type {ModelHost} from "../runtime/model-pool.js";
 import type {PowerView} from "../power/status.js";
 import {POWER_LEVELS} from "../power/types.js";
 
@@ -7,7 +7,7 @@ import {POWER_LEVELS} from "../power/types.js";
  * Prometheus metrics (prom-client). Engine figures are read from the runtime at scrape time,
  * so the per-token path never touches a metric.
  */
-export function createMetrics(runtime: Runtime, power?: PowerView) {
+export function createMetrics(runtime: Pick<ModelHost, "health">, power?: PowerView) {
     const registry = new Registry();
     collectDefaultMetrics({register: registry, prefix: "edge_llm_"});
 
@@ -26,7 +26,7 @@ export function createMetrics(runtime: Runtime, power?: PowerView) {
         }});
 
     // One snapshot per scrape: every gauge below reads it instead of recomputing the runtime's state.
-    let snapshot: {health?: ReturnType<Runtime["health"]>; power?: ReturnType<PowerView["status"]>} = {};
+    let snapshot: {health?: ReturnType<ModelHost["health"]>; power?: ReturnType<PowerView["status"]>} = {};
     const health = () => (snapshot.health ??= runtime.health());
     gauge("edge_llm_ready", "1 when a model is loaded and serving", () => (health().status === "ready" ? 1 : 0));
     gauge("edge_llm_slots_total", "Sequences decoded side by side", () => health().slots?.total);
@@ -57,6 +57,10 @@ export function createMetrics(runtime: Runtime, power?: PowerView) {
     });
     gauge("edge_llm_kv_spilled_states", "Sequence states on disk", () => health().kv?.spilledStates);
     gauge("edge_llm_kv_spilled_bytes", "Bytes of sequence states on disk", () => health().kv?.spilledBytes);
+    gauge("edge_llm_models_loaded", "Models loaded (or loading) now", () => health().models.length);
+    counter("edge_llm_model_loads_total", "Models loaded on demand or at start", () => health().modelLoads.loads);
+    counter("edge_llm_model_unloads_total", "Models unloaded (idle TTL or to make room)", () => health().modelLoads.unloads);
+    counter("edge_llm_model_load_failures_total", "Model loads that failed", () => health().modelLoads.failures);
 
     if (power != null) {
         const status = () => (snapshot.power ??= power.status());

@@ -2,13 +2,17 @@ import type {AddressInfo} from "node:net";
 import type {Server} from "node:http";
 import {serve} from "@hono/node-server";
 import type {Runtime} from "../runtime/runtime.js";
+import {singleRuntimeHost, type ModelHost} from "../runtime/model-pool.js";
 import type {Logger} from "../logger.js";
 import {createApp} from "./app.js";
 import {attachWebSocketApi} from "./ws/server.js";
 import type {PowerView} from "../power/status.js";
 
 export interface ServerOptions {
-    runtime: Runtime;
+    /** One loaded runtime (tests, benchmarks) … */
+    runtime?: Runtime;
+    /** … or the model pool: every request's `model` picks (and loads) one. */
+    models?: ModelHost;
     host: string;
     port: number;
     maxBodyBytes: number;
@@ -28,9 +32,10 @@ export interface RunningServer {
 
 /** Starts HTTP (OpenAI routes, /health) and the WebSocket API on one port. */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
-    const {runtime, logger} = options;
+    const {logger} = options;
+    const models = options.models ?? singleRuntimeHost(options.runtime!);
     const app = createApp({
-        runtime,
+        models,
         maxBodyBytes: options.maxBodyBytes,
         power: options.power,
         adminToken: options.adminToken,
@@ -42,7 +47,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         (created as Server).once("error", reject);
     });
     server.on("error", (error) => logger?.error({err: error}, "server error"));
-    const ws = attachWebSocketApi(server, runtime, {maxFrameBytes: options.maxWsFrameBytes, power: options.power, logger});
+    const ws = attachWebSocketApi(server, models, {maxFrameBytes: options.maxWsFrameBytes, power: options.power, logger});
 
     const address = server.address() as AddressInfo;
     const hostForUrl = address.family === "IPv6" ? `[${address.address}]` : address.address;

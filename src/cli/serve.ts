@@ -7,8 +7,10 @@ import {loadSettings} from "../config/load.js";
 import type {Settings} from "../config/schema.js";
 import {createLogger, type Logger} from "../logger.js";
 import {resolveModel} from "../models/default-model.js";
-import {Runtime} from "../runtime/runtime.js";
-import {PowerService} from "../power/service.js";
+import {Runtime, type RuntimeOptions} from "../runtime/runtime.js";
+import {PowerService, type PowerServiceOptions} from "../power/service.js";
+import {createModelPool} from "./serve-models.js";
+import {ModelLoadError} from "../runtime/errors.js";
 import type {GovernorThresholdsInput} from "../power/governor-policy.js";
 import type {ContextOverflowPolicy} from "../runtime/types.js";
 
@@ -29,6 +31,8 @@ interface ServeFlags {
     logLevel?: string;
     draft?: string;
     speculation?: string;
+    maxLoadedModels?: string;
+    modelTtl?: string;
 }
 
 /** Seconds a clean shutdown may take before the process exits anyway. */
@@ -51,6 +55,8 @@ export function registerServe(program: Command) {
         .option("--gpu <mode>", "auto (Metal, CUDA or Vulkan when present) or cpu")
         .option("--draft <path>", "small model with the same tokenizer, drafting for speculative decoding")
         .option("--speculation <mode>", "draft, prompt-lookup or off (default: draft with --draft, else off)")
+        .option("--max-loaded-models <n>", "models kept loaded at once; another one replaces the least recently used idle one (default 1)")
+        .option("--model-ttl <seconds>", "unload a model loaded on demand after this long without requests; 0 = never (default 300)")
         .option("--config <file>", "config file (default ./hono.config.ts)")
         .option("--log-level <level>", "trace, debug, info, warn, error or silent")
         .action((flags: ServeFlags) => serve(flags));
@@ -63,6 +69,7 @@ async function serve(flags: ServeFlags) {
             model: flags.model, host: flags.host, port: flags.port, threads: flags.threads, parallel: flags.parallel,
             ctxSize: flags.ctxSize, modelAlias: flags.alias, modelsDir: flags.modelsDir, gpu: flags.gpu, logLevel: flags.logLevel,
             contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType, draft: flags.draft, speculation: flags.speculation,
+            maxLoadedModels: flags.maxLoadedModels, modelIdleTtlSeconds: flags.modelTtl,
             // Commander defaults negatable flags to true: pass only an explicit --no-autotune-threads.
             autotuneThreads: flags.autotuneThreads === false ? false : undefined
         }
@@ -75,11 +82,14 @@ async function serve(flags: ServeFlags) {
         log: (message) => logger.info(message)
     });
 
-    const runtime = await createRuntime(settings, logger);
-    const power = createPowerService(settings, runtime, logger);
-    // Listen before loading, so health checks see "loading" (503) instead of a refused connection.
+    // Thread limits are relative to each model's own count, known once it is loaded.
+    const models = await createModelPool(settings, logger, model.path, () => power?.apply());
+    const power = createPowerService(settings, models, logger);
+    // Load the default model now; listen before it is loaded, so health checks see "loading" (503) instead of a refused connection.
+    const loading = models.preload();
+    loading.catch(() => {}); // awaited below, once the server listens
     const server = await startServer({
-        runtime,
+        models,
         host: settings.host,
         port: settings.port,
         maxBodyBytes: settings.maxBodyBytes,
@@ -90,8 +100,6 @@ async function serve(flags: ServeFlags) {
     });
     logger.info({url: server.url, model: model.path}, `listening on ${server.url}, loading ${model.path}`);
 
-    const loadController = new AbortController();
-    const loading = runtime.load(modelLoadOptions(settings, model.path, loadController.signal));
     let shuttingDown = false;
     const shutdown = (signal: NodeJS.Signals) => {
         if (shuttingDown) {
@@ -100,7 +108,6 @@ async function serve(flags: ServeFlags) {
         }
         shuttingDown = true;
         logger.info(`${signal}: shutting down`);
-        loadController.abort();
         setTimeout(() => {
             logger.error(`shutdown took longer than ${SHUTDOWN_GRACE_SECONDS} s; exiting`);
             process.exit(1);
@@ -108,8 +115,7 @@ async function serve(flags: ServeFlags) {
         void (async () => {
             power?.stop();
             await server.close();
-            await loading.catch(() => {});
-            await runtime.dispose();
+            await models.dispose();
         })().then(
             () => process.exit(0),
             (error: unknown) => {
@@ -126,14 +132,12 @@ async function serve(flags: ServeFlags) {
         description = await loading;
     } catch (error) {
         if (shuttingDown) return;
-        logger.error({model: model.path}, `Cannot load model ${model.path}: ${(error as Error).message}`);
+        logger.error({model: model.path}, `Cannot load model ${model.path}: ${error instanceof ModelLoadError ? error.reason : (error as Error).message}`);
         await server.close().catch(() => {});
-        await runtime.dispose().catch(() => {});
+        await models.dispose().catch(() => {});
         process.exit(1);
     }
     if (shuttingDown) return;
-    // Thread limits are relative to the model's own count, known only now.
-    power?.apply();
     logger.info(
         {
             url: server.url,
@@ -152,7 +156,7 @@ async function serve(flags: ServeFlags) {
 
 /** A runtime on the llama.cpp backend with its native logs routed through `logger`. Shared with `chat`. */
 /** The power governor for this machine's sensors (or `power.sensorRoot`), started; none when disabled. */
-export function createPowerService(settings: Settings, runtime: Runtime, logger: Logger): PowerService | undefined {
+export function createPowerService(settings: Settings, runtime: PowerServiceOptions["runtime"], logger: Logger): PowerService | undefined {
     if (!settings.power.enabled) return undefined;
     return new PowerService({
         runtime,
@@ -169,11 +173,20 @@ export function createPowerService(settings: Settings, runtime: Runtime, logger:
 
 /** `defaultOverflow` applies when no setting names a context-overflow policy. */
 export async function createRuntime(settings: Settings, logger: Logger, defaultOverflow: ContextOverflowPolicy = "error"): Promise<Runtime> {
-    const backend = await LlamaCppBackend.create({
+    return new Runtime(await createBackend(settings, logger), runtimeOptions(settings, logger, defaultOverflow));
+}
+
+/** The llama.cpp backend with its native logs routed through `logger`. */
+export function createBackend(settings: Settings, logger: Logger) {
+    return LlamaCppBackend.create({
         gpu: settings.gpu === "cpu" ? false : "auto",
         logger: (level, message) => logger[level](message)
     });
-    return new Runtime(backend, {
+}
+
+/** What every runtime gets from the settings (the model pool's runtimes too). */
+export function runtimeOptions(settings: Settings, logger: Logger, defaultOverflow: ContextOverflowPolicy = "error"): RuntimeOptions {
+    return {
         maxQueued: settings.maxQueued,
         speculation: settings.speculation,
         contextOverflow: {policy: settings.contextOverflow ?? defaultOverflow, sinkTokens: settings.sinkTokens, slideTokens: settings.slideTokens},
@@ -184,7 +197,7 @@ export async function createRuntime(settings: Settings, logger: Logger, defaultO
             persistOnShutdown: settings.persistSessions
         },
         onEvent: (event, details) => logger.debug(details, `kv: ${event}`)
-    });
+    };
 }
 
 export function modelLoadOptions(settings: Settings, modelPath: string, signal?: AbortSignal): LoadModelOptions {

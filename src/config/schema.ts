@@ -92,7 +92,19 @@ export const settingsSchema = z.object({
         thresholds: z.record(z.string(), z.unknown()).optional(),
         /** Limits per level, overriding the defaults field by field; see src/power/limits.ts. */
         limits: powerLimitsSchema.optional()
-    }).default({enabled: true, sensorRoot: "/sys", pollIntervalMs: 1000})
+    }).default({enabled: true, sensorRoot: "/sys", pollIntervalMs: 1000}),
+    /**
+     * More models clients may pick with `model`, by name: a GGUF path or `{path, draft}`. Every
+     * *.gguf in `modelsDir` is available too, by its file name. Models load on first use.
+     */
+    models: z.record(z.string().min(1), z.union([
+        z.string().min(1),
+        z.object({path: z.string().min(1), draft: z.string().min(1).optional()})
+    ])).optional(),
+    /** Models kept loaded at once; another one replaces the least recently used idle one. */
+    maxLoadedModels: z.coerce.number().int().min(1).max(64).default(1),
+    /** Seconds a model loaded on demand stays loaded without requests; 0 = until replaced. The default model stays. */
+    modelIdleTtlSeconds: z.coerce.number().min(0).max(30 * 24 * 3600).default(300)
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -143,5 +155,7 @@ export const settingsEnv: Partial<Record<keyof Settings, string>> = {
     persistSessions: "EDGE_LLM_PERSIST_SESSIONS",
     adminToken: "EDGE_LLM_ADMIN_TOKEN",
     draft: "EDGE_LLM_DRAFT",
-    speculation: "EDGE_LLM_SPECULATION"
+    speculation: "EDGE_LLM_SPECULATION",
+    maxLoadedModels: "EDGE_LLM_MAX_LOADED_MODELS",
+    modelIdleTtlSeconds: "EDGE_LLM_MODEL_IDLE_TTL"
 };

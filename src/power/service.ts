@@ -7,7 +7,8 @@ import type {PowerStatus, PowerView} from "./status.js";
 import type {PowerLevel, PowerSensor} from "./types.js";
 
 export interface PowerServiceOptions {
-    runtime: Runtime;
+    /** The runtime, or the model pool (which passes the limits to every model it loads). */
+    runtime: Pick<Runtime, "setLimits" | "health">;
     /** Sysfs root to read; unset: this platform's sensors. */
     sensorRoot?: string;
     pollIntervalMs?: number;

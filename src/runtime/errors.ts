@@ -76,3 +76,10 @@ export class ShuttingDownError extends EngineError {
         super("shutting_down", "The server is shutting down.", null, 5);
     }
 }
+
+/** A model named by a request could not be loaded (bad file, out of memory…); other models keep serving. */
+export class ModelLoadError extends EngineError {
+    constructor(model: string, readonly reason: string) {
+        super("internal_error", `The model '${model}' could not be loaded: ${reason}`, "model");
+    }
+}

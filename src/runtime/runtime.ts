@@ -25,6 +25,8 @@ export interface RuntimeOptions {
     speculation?: "off" | "prompt-lookup" | "draft";
     /** Engine events worth a log line (spills, restores, refused state files). */
     onEvent?: (event: string, details: Record<string, unknown>) => void;
+    /** Called whenever the last running generation ends (the model pool's idle and eviction clock). */
+    onIdle?: () => void;
 }
 
 export interface KvOptions {
@@ -200,8 +202,10 @@ export class Runtime {
                 this.speculationTotals.accepted += accepted;
                 kv.release(sequence, request.session, slid ? fit.window?.sinkTokens ?? 0 : undefined);
                 scheduler.release(sequence);
-                if (this.active.size === 0)
+                if (this.active.size === 0) {
                     for (const resolve of this.idleWaiters.splice(0)) resolve();
+                    this.options.onIdle?.();
+                }
             }
         });
         this.active.add(generation);

@@ -1,5 +1,5 @@
 import type {Context} from "hono";
-import type {Runtime} from "../../runtime/runtime.js";
+import type {GenerationEngine} from "../../runtime/model-pool.js";
 import type {FinishReason, GenerationRequest, GenerationStream, Timings, Usage} from "../../runtime/types.js";
 import {toOpenAIError} from "./errors.js";
 import {ChunkFormatter, completionObject, type CompletionKind} from "./format.js";
@@ -15,7 +15,7 @@ export interface GenerateRouteOptions {
 }
 
 /** Runs one generation for an OpenAI endpoint and answers as JSON or as an SSE stream. */
-export async function respondWithGeneration(c: Context, runtime: Runtime, options: GenerateRouteOptions): Promise<Response> {
+export async function respondWithGeneration(c: Context, runtime: GenerationEngine, options: GenerateRouteOptions): Promise<Response> {
     const generation = await runtime.generate(options.request, {signal: c.req.raw.signal});
     if (options.stream) {
         const format = new ChunkFormatter(options.kind, generation, options.includeUsage);

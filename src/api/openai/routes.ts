@@ -1,5 +1,5 @@
 import {Hono} from "hono";
-import type {Runtime} from "../../runtime/runtime.js";
+import type {ModelHost, ModelListing} from "../../runtime/model-pool.js";
 import {ApiError} from "./errors.js";
 import {respondWithGeneration} from "./generate-route.js";
 import {chatCompletionBody, chatToGenerationRequest, completionBody, completionToGenerationRequest} from "./schemas.js";
@@ -7,7 +7,7 @@ import {readJsonBody} from "../body.js";
 import type {GenerationRequest} from "../../runtime/types.js";
 
 /** `/v1/chat/completions`, `/v1/completions`, `/v1/models`. */
-export function openAIRoutes(runtime: Runtime) {
+export function openAIRoutes(runtime: ModelHost) {
     const app = new Hono();
 
     app.post("/chat/completions", async (c) => {
@@ -32,11 +32,11 @@ export function openAIRoutes(runtime: Runtime) {
         });
     });
 
-    app.get("/models", (c) => c.json({object: "list", data: runtime.listModels().map(toModelObject)}));
+    app.get("/models", async (c) => c.json({object: "list", data: (await runtime.listModels()).map(toModelObject)}));
 
-    app.get("/models/:id{.+}", (c) => {
+    app.get("/models/:id{.+}", async (c) => {
         const id = c.req.param("id");
-        const model = runtime.listModels().find((entry) => entry.id === id);
+        const model = (await runtime.listModels()).find((entry) => entry.id === id || entry.aliases.includes(id));
         if (model == null)
             throw new ApiError(404, `The model '${id}' does not exist`, "invalid_request_error", "model", "model_not_found");
         return c.json(toModelObject(model));
@@ -53,19 +53,28 @@ function withSessionHeader(request: GenerationRequest, header: string | undefine
     return {...request, session: header};
 }
 
-function toModelObject(model: ReturnType<Runtime["listModels"]>[number]) {
+/** OpenAI's model object; `meta` (ignored by OpenAI clients) says whether it is loaded and, if so, how. */
+function toModelObject(listing: ModelListing) {
+    const model = listing.description;
     return {
-        id: model.id,
+        id: listing.id,
         object: "model",
-        created: model.loadedAt,
+        created: listing.created,
         owned_by: "edge-llm",
         meta: {
-            architecture: model.architecture,
-            context_length: model.contextSize,
-            train_context_length: model.trainContextSize,
-            parallel: model.parallel,
-            size_bytes: model.fileSizeBytes,
-            chat_template: model.chatTemplate
+            loaded: listing.state === "loaded",
+            state: listing.state,
+            default: listing.isDefault,
+            aliases: listing.aliases,
+            size_bytes: listing.sizeBytes,
+            ...(listing.error == null ? {} : {error: listing.error}),
+            ...(model == null ? {} : {
+                architecture: model.architecture,
+                context_length: model.contextSize,
+                train_context_length: model.trainContextSize,
+                parallel: model.parallel,
+                chat_template: model.chatTemplate
+            })
         }
     };
 }

@@ -2,7 +2,7 @@ import type {IncomingMessage, Server} from "node:http";
 import type {Duplex} from "node:stream";
 import {WebSocket, WebSocketServer} from "ws";
 import type {Logger} from "../../logger.js";
-import type {Runtime} from "../../runtime/runtime.js";
+import type {GenerationEngine} from "../../runtime/model-pool.js";
 import {WsSession} from "./session.js";
 import {powerFrame} from "./protocol.js";
 import type {PowerView} from "../../power/status.js";
@@ -53,7 +53,7 @@ export interface WebSocketApi {
 }
 
 /** Attaches the `/v1/ws` WebSocket API to `server`'s `upgrade` event. */
-export function attachWebSocketApi(server: Server, runtime: Runtime, options: WebSocketApiOptions): WebSocketApi {
+export function attachWebSocketApi(server: Server, runtime: GenerationEngine, options: WebSocketApiOptions): WebSocketApi {
     const settings = {...defaultWebSocketApiOptions, ...withoutUndefined(options)};
     const {logger} = options;
     const closeFrameBytes = settings.closeFrameBytes ?? Math.max(4 * settings.maxFrameBytes, settings.maxFrameBytes + 64 * 1024);

@@ -2,7 +2,7 @@ import {randomUUID} from "node:crypto";
 import {WebSocket, type RawData} from "ws";
 import {Outbox} from "./outbox.js";
 import type {Logger} from "../../logger.js";
-import type {Runtime} from "../../runtime/runtime.js";
+import type {GenerationEngine} from "../../runtime/model-pool.js";
 import type {GenerationEvent, GenerationStream} from "../../runtime/types.js";
 import {toOpenAIError} from "../openai/errors.js";
 import {
@@ -52,7 +52,7 @@ export class WsSession {
 
     constructor(
         private readonly socket: WebSocket,
-        private readonly runtime: Runtime,
+        private readonly runtime: GenerationEngine,
         private readonly limits: SessionLimits,
         private readonly logger?: Logger
     ) {
