@@ -194,6 +194,8 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
         kvCacheType: settings.kvCacheType,
         flashAttention: settings.flashAttention,
         draftPath: settings.draft,
+        memoryFit: settings.memoryFit,
+        memoryLimitBytes: settings.memoryLimitMiB == null ? undefined : settings.memoryLimitMiB * 1024 * 1024,
         signal
     };
 }

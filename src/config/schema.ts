@@ -72,6 +72,13 @@ export const settingsSchema = z.object({
      * (n-grams of the prompt) or "off". Unset: "draft" when a draft model is given, else "off".
      */
     speculation: z.enum(["off", "prompt-lookup", "draft"]).optional(),
+    /**
+     * Model + context that do not fit in free memory: "shrink" lowers the context to what fits (with
+     * a warning), "error" refuses to load, "off" skips the check. Never an out-of-memory crash by default.
+     */
+    memoryFit: z.enum(["shrink", "error", "off"]).default("shrink"),
+    /** Memory the model may use at most, in MiB, even when more is free. Unset: whatever is free. */
+    memoryLimitMiB: z.coerce.number().positive().optional(),
     /** Bearer token for /admin endpoints (power override); unset: they are disabled. */
     adminToken: z.string().min(16, {message: "use at least 16 characters"}).optional(),
     power: z.object({
@@ -135,5 +142,7 @@ export const settingsEnv: Partial<Record<keyof Settings, string>> = {
     persistSessions: "EDGE_LLM_PERSIST_SESSIONS",
     adminToken: "EDGE_LLM_ADMIN_TOKEN",
     draft: "EDGE_LLM_DRAFT",
-    speculation: "EDGE_LLM_SPECULATION"
+    speculation: "EDGE_LLM_SPECULATION",
+    memoryFit: "EDGE_LLM_MEMORY_FIT",
+    memoryLimitMiB: "EDGE_LLM_MEMORY_LIMIT_MIB"
 };

@@ -9,6 +9,7 @@ import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeErro
 import {assertReadableGguf} from "../../models/gguf-check.js";
 import {modelFingerprint} from "../../models/fingerprint.js";
 import {assertCompatibleDraft} from "./draft-model.js";
+import {decideMemoryFit, estimateMemory, readModelInfo} from "../../models/memory-fit.js";
 
 /** llama.cpp warnings about GGUF metadata quirks that change nothing for the user. */
 const NOISE = /bad special token|special_eos_id is not in special_eog_ids|control token: .* is not marked as EOG/;
@@ -26,7 +27,7 @@ export interface LlamaCppBackendOptions {
 export class LlamaCppBackend implements Backend {
     readonly name = "llama.cpp";
 
-    private constructor(readonly llama: Llama, private readonly grammars: GrammarCache) {}
+    private constructor(readonly llama: Llama, private readonly grammars: GrammarCache, private readonly log?: LlamaCppBackendOptions["logger"]) {}
 
     static async create(options: LlamaCppBackendOptions = {}) {
         const log = options.logger;
@@ -42,7 +43,7 @@ export class LlamaCppBackend implements Backend {
                 log(severity === "warn" && NOISE.test(text) ? "debug" : severity, text);
             }
         });
-        return new LlamaCppBackend(llama, new GrammarCache(llama));
+        return new LlamaCppBackend(llama, new GrammarCache(llama), log);
     }
 
     get accelerator(): string {
@@ -62,16 +63,13 @@ export class LlamaCppBackend implements Backend {
         // Contexts are capped at the thread count they were created with; the live limit
         // (`llama.maxThreads`) is what the power governor lowers later.
         this.llama.maxThreads = threads.threads;
+        const memory = await this.fitMemory(options, onGpu);
 
         const model = await this.llama.loadModel({modelPath: options.path, loadSignal: options.signal});
         try {
             const kvCacheType = options.kvCacheType ?? "f16";
             const kvShape = readKvShape(model.fileInfo.metadata);
-            const budgetTokens = options.kvBudget?.tokens ?? (options.kvBudget?.mib != null && kvShape != null
-                ? Math.floor(options.kvBudget.mib * 1024 * 1024 / kvBytesPerToken(kvShape, kvCacheType))
-                : undefined);
-            const contextSize = options.contextSize ??
-                (budgetTokens != null ? contextSizeForBudget(budgetTokens, options.parallel) : Math.min(model.trainContextSize, DEFAULT_MAX_CONTEXT_SIZE));
+            const contextSize = memory?.contextSize ?? requestedContextSize(options, model.trainContextSize, kvShape);
             const context = await model.createContext({
                 contextSize,
                 sequences: options.parallel,
@@ -102,7 +100,8 @@ export class LlamaCppBackend implements Backend {
                 canShiftContext: canShiftKvCache(kvCacheType),
                 // A state saved from one KV type cannot be loaded into another (f16 keeps its old fingerprints).
                 fingerprint: await modelFingerprint(options.path, {contextSize: context.contextSize, ...(kvCacheType === "f16" ? {} : {kvCacheType})}),
-                loadedAt: Math.floor(Date.now() / 1000)
+                loadedAt: Math.floor(Date.now() / 1000),
+                memory: memory?.report
             };
             const draft = options.draftPath == null ? undefined : await this.loadDraft(model, options, context.contextSize, threads.threads);
             if (draft != null) description.draftModel = path.resolve(options.draftPath!);
@@ -113,6 +112,37 @@ export class LlamaCppBackend implements Backend {
             await model.dispose();
             throw error;
         }
+    }
+
+    /**
+     * Estimates weights + context before anything is allocated and applies `memoryFit`: the
+     * context to create (lowered to fit), or a refusal naming the numbers.
+     */
+    private async fitMemory(options: LoadModelOptions, onGpu: boolean) {
+        const policy = options.memoryFit ?? "shrink";
+        if (policy === "off") return undefined;
+        const info = await readModelInfo(options.path);
+        const trainContextSize = Number(info.architectureMetadata.context_length) || DEFAULT_MAX_CONTEXT_SIZE;
+        const contextSize = requestedContextSize(options, trainContextSize, readKvShape(info.metadata));
+        const estimate = await estimateMemory(this.llama, info, {
+            contextSize, sequences: options.parallel, onGpu, kvCacheType: options.kvCacheType,
+            // Quantized KV caches turn flash attention on (kvCacheContextOptions).
+            flashAttention: resolveFlashAttention(options.flashAttention, onGpu) === true || (options.kvCacheType ?? "f16") !== "f16"
+        });
+        const decision = decideMemoryFit({
+            ...estimate,
+            freeBytes: Math.min(estimate.freeBytes, options.memoryLimitBytes ?? Infinity),
+            memoryName: options.memoryLimitBytes != null && options.memoryLimitBytes < estimate.freeBytes ? "the memory limit" : estimate.memoryName,
+            contextSize,
+            sequences: options.parallel,
+            policy,
+            modelName: path.basename(options.path)
+        });
+        if (decision.action === "refuse") throw new InsufficientMemoryError(decision.message);
+        if (decision.action === "shrink") this.log?.("warn", decision.message);
+        const report = {modelBytes: decision.modelBytes, contextBytes: decision.contextBytes, freeBytes: decision.freeBytes,
+            ...(decision.action === "shrink" ? {requestedContextSize: decision.requestedContextSize} : {})};
+        return {contextSize: decision.contextSize, report};
     }
 
     /** The draft model, checked for the same tokenizer, with one sequence per target sequence. */
@@ -146,6 +176,24 @@ function resolveFlashAttention(setting: LoadModelOptions["flashAttention"], onGp
     if (setting === "on") return true;
     if (setting === "off") return false;
     return onGpu ? "auto" : false;
+}
+
+/** The context per sequence asked for: explicit, from the KV budget, else the model's trained size capped at 2048. */
+function requestedContextSize(options: LoadModelOptions, trainContextSize: number, kvShape: ReturnType<typeof readKvShape>) {
+    const kvCacheType = options.kvCacheType ?? "f16";
+    const budgetTokens = options.kvBudget?.tokens ?? (options.kvBudget?.mib != null && kvShape != null
+        ? Math.floor(options.kvBudget.mib * 1024 * 1024 / kvBytesPerToken(kvShape, kvCacheType))
+        : undefined);
+    return options.contextSize ??
+        (budgetTokens != null ? contextSizeForBudget(budgetTokens, options.parallel) : Math.min(trainContextSize, DEFAULT_MAX_CONTEXT_SIZE));
+}
+
+/** The model and its context do not fit in free memory; the message has the numbers. */
+export class InsufficientMemoryError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "InsufficientMemoryError";
+    }
 }
 
 /** llama.cpp rounds each sequence's cells up to a multiple of 256; round down so the budget holds. */
