@@ -4,6 +4,7 @@ import {Command, CommanderError} from "commander";
 import {SettingsError} from "../config/load.js";
 import {registerChat} from "./chat.js";
 import {registerModels} from "./models.js";
+import {registerPull} from "./pull.js";
 import {registerServe} from "./serve.js";
 
 /**
@@ -19,6 +20,7 @@ const program = new Command("edge-llm")
 registerServe(program);
 registerChat(program);
 registerModels(program);
+registerPull(program);
 
 try {
     await program.parseAsync(process.argv);
