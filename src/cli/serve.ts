@@ -3,6 +3,9 @@ import type {Command} from "commander";
 import {startServer} from "../api/server.js";
 import type {LoadModelOptions} from "../backends/backend.js";
 import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
+import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
+import {MlxBackend} from "../backends/mlx/backend.js";
+import {MlxUnavailableError, mlxPlatformProblem} from "../backends/mlx/loader.js";
 import {loadSettings} from "../config/load.js";
 import type {Settings} from "../config/schema.js";
 import {createLogger, type Logger} from "../logger.js";
@@ -28,6 +31,7 @@ interface ServeFlags {
     logLevel?: string;
     draft?: string;
     speculation?: string;
+    backend?: string;
 }
 
 /** Seconds a clean shutdown may take before the process exits anyway. */
@@ -49,6 +53,7 @@ export function registerServe(program: Command) {
         .option("--gpu <mode>", "auto (Metal, CUDA or Vulkan when present) or cpu")
         .option("--draft <path>", "small model with the same tokenizer, drafting for speculative decoding")
         .option("--speculation <mode>", "draft, prompt-lookup or off (default: draft with --draft, else off)")
+        .option("--backend <name>", "llama.cpp (default) or mlx (Apple Silicon, needs @mlx-node/lm and an MLX model folder)")
         .option("--config <file>", "config file (default ./hono.config.ts)")
         .option("--log-level <level>", "trace, debug, info, warn, error or silent")
         .action((flags: ServeFlags) => serve(flags));
@@ -60,10 +65,16 @@ async function serve(flags: ServeFlags) {
         flags: {
             model: flags.model, host: flags.host, port: flags.port, threads: flags.threads, parallel: flags.parallel,
             ctxSize: flags.ctxSize, modelAlias: flags.alias, modelsDir: flags.modelsDir, gpu: flags.gpu, logLevel: flags.logLevel,
-            contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType, draft: flags.draft, speculation: flags.speculation
+            contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType, draft: flags.draft, speculation: flags.speculation,
+            backend: flags.backend
         }
     });
     const logger = createLogger(settings.logLevel);
+    if (settings.backend === "mlx") {
+        const problem = mlxPlatformProblem();
+        if (problem != null) throw new MlxUnavailableError(problem);
+        if (settings.model == null) throw new MlxUnavailableError("--backend mlx needs --model pointing at an MLX model folder (config.json + *.safetensors)");
+    }
     const model = await resolveModel({
         model: settings.model,
         modelsDir: settings.modelsDir,
@@ -165,10 +176,7 @@ export function createPowerService(settings: Settings, runtime: Runtime, logger:
 
 /** `defaultOverflow` applies when no setting names a context-overflow policy. */
 export async function createRuntime(settings: Settings, logger: Logger, defaultOverflow: ContextOverflowPolicy = "error"): Promise<Runtime> {
-    const backend = await LlamaCppBackend.create({
-        gpu: settings.gpu === "cpu" ? false : "auto",
-        logger: (level, message) => logger[level](message)
-    });
+    const backend = settings.backend === "mlx" ? await MlxBackend.create() : await createLlamaCppBackend(settings, logger);
     return new Runtime(backend, {
         maxQueued: settings.maxQueued,
         speculation: settings.speculation,
@@ -198,4 +206,15 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
         memoryLimitBytes: settings.memoryLimitMiB == null ? undefined : settings.memoryLimitMiB * 1024 * 1024,
         signal
     };
+}
+
+/** llama.cpp, with the local build scripts/build-backend.ts recorded when there is one. */
+async function createLlamaCppBackend(settings: Settings, logger: Logger) {
+    const backend = await LlamaCppBackend.create({
+        gpu: settings.gpu === "cpu" ? false : "auto",
+        logger: (level, message) => logger[level](message),
+        nativeBuild: await readBuildRecord(path.resolve(settings.nativeBuildRecord))
+    });
+    logger.debug({build: backend.build}, `llama.cpp: ${backend.build.type} (${backend.build.reason})`);
+    return backend;
 }

@@ -9,6 +9,7 @@ import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeErro
 import {assertReadableGguf} from "../../models/gguf-check.js";
 import {modelFingerprint} from "../../models/fingerprint.js";
 import {assertCompatibleDraft} from "./draft-model.js";
+import type {NativeBuildRecord} from "./native-build.js";
 import {decideMemoryFit, estimateMemory, readModelInfo} from "../../models/memory-fit.js";
 
 /** llama.cpp warnings about GGUF metadata quirks that change nothing for the user. */
@@ -21,18 +22,65 @@ export interface LlamaCppBackendOptions {
     /** "auto" picks Metal, CUDA or Vulkan when present, else CPU; false forces CPU. */
     gpu?: "auto" | false;
     logger?: (level: "debug" | "info" | "warn" | "error", message: string) => void;
+    /** A local source build recorded by scripts/build-backend.ts, used instead of the prebuilt binary when it loads. */
+    nativeBuild?: NativeBuildRecord;
+}
+
+/** Which llama.cpp binary runs, and why (`edge-llm doctor`, /health). */
+export interface LlamaBuildInfo {
+    type: "prebuilt" | "localBuild";
+    /** The native/presets.json preset of a local build. */
+    preset?: string;
+    cmakeOptions: Readonly<Record<string, string>>;
+    llamaCppRelease: string;
+    reason: string;
 }
 
 /** llama.cpp through node-llama-cpp's prebuilt (or locally built) binaries. */
 export class LlamaCppBackend implements Backend {
     readonly name = "llama.cpp";
 
-    private constructor(readonly llama: Llama, private readonly grammars: GrammarCache, private readonly log?: LlamaCppBackendOptions["logger"]) {}
+    private constructor(
+        readonly llama: Llama,
+        private readonly grammars: GrammarCache,
+        private readonly log: LlamaCppBackendOptions["logger"],
+        readonly build: LlamaBuildInfo,
+        /** Offload every layer explicitly: the local build's backend (OpenCL, Hexagon) is not a node-llama-cpp GPU type. */
+        private readonly offloadAll: boolean
+    ) {}
 
     static async create(options: LlamaCppBackendOptions = {}) {
         const log = options.logger;
-        const llama = await getLlama({
-            gpu: options.gpu ?? "auto",
+        const record = options.nativeBuild;
+        let fallbackReason: string | undefined;
+        if (record != null && options.gpu === false && record.gpu !== false)
+            fallbackReason = `the GPU is off (--gpu cpu) and the recorded local build "${record.preset}" uses ${record.gpu}, so the prebuilt CPU binary runs`;
+        else if (record != null) {
+            try {
+                const llama = await LlamaCppBackend.getLlama(options, {gpu: record.gpu, cmakeOptions: record.cmakeOptions, usePrebuiltBinaries: false});
+                const build = describeBuild(llama, record.preset, `local build of preset "${record.preset}" (scripts/build-backend.ts, ${record.builtAt})`);
+                return new LlamaCppBackend(llama, new GrammarCache(llama), log, build, record.offload === true);
+            } catch (error) {
+                const why = (error as Error).name === "NoBinaryFoundError"
+                    ? `no local binary with its options exists (build it: npx tsx scripts/build-backend.ts ${record.preset})`
+                    : (error as Error).message.split("\n")[0];
+                fallbackReason = `the recorded local build "${record.preset}" did not load: ${why}; the prebuilt binary runs`;
+                log?.("warn", fallbackReason);
+            }
+        }
+        const llama = await LlamaCppBackend.getLlama(options, {gpu: options.gpu ?? "auto"});
+        const reason = fallbackReason ?? (llama.buildType === "localBuild"
+            ? "a local build node-llama-cpp made earlier matches these options"
+            : `node-llama-cpp's prebuilt binary for ${process.platform}-${process.arch}${llama.gpu === false ? "" : ` with ${llama.gpu}`}; no local build recorded`);
+        return new LlamaCppBackend(llama, new GrammarCache(llama), log, describeBuild(llama, undefined, reason), false);
+    }
+
+    private static getLlama(options: LlamaCppBackendOptions, binary: {gpu: "auto" | false | "vulkan" | "cuda" | "metal"; cmakeOptions?: Record<string, string>; usePrebuiltBinaries?: boolean}) {
+        const log = options.logger;
+        return getLlama({
+            gpu: binary.gpu,
+            cmakeOptions: binary.cmakeOptions,
+            usePrebuiltBinaries: binary.usePrebuiltBinaries,
             // Never compile at run time from a request path; the prebuilt binaries cover the platforms we ship for.
             build: "never",
             logLevel: LlamaLogLevel.warn,
@@ -43,7 +91,6 @@ export class LlamaCppBackend implements Backend {
                 log(severity === "warn" && NOISE.test(text) ? "debug" : severity, text);
             }
         });
-        return new LlamaCppBackend(llama, new GrammarCache(llama), log);
     }
 
     get accelerator(): string {
@@ -65,7 +112,11 @@ export class LlamaCppBackend implements Backend {
         this.llama.maxThreads = threads.threads;
         const memory = await this.fitMemory(options, onGpu);
 
-        const model = await this.llama.loadModel({modelPath: options.path, loadSignal: options.signal});
+        const model = await this.llama.loadModel({
+            modelPath: options.path, loadSignal: options.signal,
+            // Memory was checked above; node-llama-cpp's VRAM check knows nothing of OpenCL/Hexagon memory.
+            ...(this.offloadAll ? {gpuLayers: "max" as const, ignoreMemorySafetyChecks: true} : {})
+        });
         try {
             const kvCacheType = options.kvCacheType ?? "f16";
             const kvShape = readKvShape(model.fileInfo.metadata);
@@ -170,6 +221,16 @@ export class LlamaCppBackend implements Backend {
     async dispose() {
         await this.llama.dispose();
     }
+}
+
+function describeBuild(llama: Llama, preset: string | undefined, reason: string): LlamaBuildInfo {
+    return {
+        type: llama.buildType,
+        preset,
+        cmakeOptions: llama.cmakeOptions,
+        llamaCppRelease: `${llama.llamaCppRelease.repo}@${llama.llamaCppRelease.release}`,
+        reason
+    };
 }
 
 function resolveFlashAttention(setting: LoadModelOptions["flashAttention"], onGpu: boolean): boolean | "auto" {
