@@ -1,6 +1,6 @@
 import path from "node:path";
 import {stat} from "node:fs/promises";
-import {getLlama, type Llama, type LlamaModel, LlamaLogLevel} from "node-llama-cpp";
+import {getLlama, type Llama, type LlamaModel, LlamaLogLevel, NoBinaryFoundError} from "node-llama-cpp";
 import type {Backend, BackendModel, LoadModelOptions, ModelDescription} from "../backend.js";
 import {chooseThreads} from "./threads.js";
 import {GrammarCache} from "./constraint.js";
@@ -61,7 +61,7 @@ export class LlamaCppBackend implements Backend {
                 const build = describeBuild(llama, record.preset, `local build of preset "${record.preset}" (scripts/build-backend.ts, ${record.builtAt})`);
                 return new LlamaCppBackend(llama, new GrammarCache(llama), log, build, record.offload === true);
             } catch (error) {
-                const why = (error as Error).name === "NoBinaryFoundError"
+                const why = error instanceof NoBinaryFoundError
                     ? `no local binary with its options exists (build it: npx tsx scripts/build-backend.ts ${record.preset})`
                     : (error as Error).message.split("\n")[0];
                 fallbackReason = `the recorded local build "${record.preset}" did not load: ${why}; the prebuilt binary runs`;
