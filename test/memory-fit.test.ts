@@ -24,6 +24,12 @@ describe("memory fit before loading", () => {
         expect((failure as Error).message).toMatch(/stories260K\.gguf needs 1\.2 MB for its weights and \d+(\.\d)? MB for 4 × 2048 tokens of context .* but only 30 MB of the memory limit is free/);
     });
 
+    it("counts a draft model's weights and context too", async () => {
+        const failure = await backend.loadModel({path: testModelPath, id: "m", parallel: 4, contextSize: 2048, memoryFit: "error", memoryLimitBytes: 30_000_000, draftPath: testModelPath})
+            .catch((error: unknown) => error);
+        expect((failure as Error).message).toMatch(/stories260K\.gguf with draft stories260K\.gguf needs 2\.3 MB for its weights/);
+    });
+
     it("shrinks the context to what fits and still generates", async () => {
         const model = await backend.loadModel({path: testModelPath, id: "m", parallel: 4, contextSize: 2048, memoryFit: "shrink", memoryLimitBytes: 30_000_000});
         try {

@@ -175,11 +175,20 @@ export class LlamaCppBackend implements Backend {
         const info = await readModelInfo(options.path);
         const trainContextSize = Number(info.architectureMetadata.context_length) || DEFAULT_MAX_CONTEXT_SIZE;
         const contextSize = requestedContextSize(options, trainContextSize, readKvShape(info.metadata));
-        const estimate = await estimateMemory(this.llama, info, {
+        const estimateOptions = {
             contextSize, sequences: options.parallel, onGpu, kvCacheType: options.kvCacheType,
             // Quantized KV caches turn flash attention on (kvCacheContextOptions).
             flashAttention: resolveFlashAttention(options.flashAttention, onGpu) === true || (options.kvCacheType ?? "f16") !== "f16"
-        });
+        };
+        const target = await estimateMemory(this.llama, info, estimateOptions);
+        // A draft model gets its own weights and a context of the same size and sequences.
+        if (options.draftPath != null) await assertReadableGguf(options.draftPath);
+        const draft = options.draftPath == null ? undefined : await estimateMemory(this.llama, await readModelInfo(options.draftPath), estimateOptions);
+        const estimate = draft == null ? target : {
+            ...target,
+            modelBytes: target.modelBytes + draft.modelBytes,
+            contextBytes: (size: number) => target.contextBytes(size) + draft.contextBytes(size)
+        };
         const decision = decideMemoryFit({
             ...estimate,
             freeBytes: Math.min(estimate.freeBytes, options.memoryLimitBytes ?? Infinity),
@@ -187,7 +196,7 @@ export class LlamaCppBackend implements Backend {
             contextSize,
             sequences: options.parallel,
             policy,
-            modelName: path.basename(options.path)
+            modelName: path.basename(options.path) + (options.draftPath == null ? "" : ` with draft ${path.basename(options.draftPath)}`)
         });
         if (decision.action === "refuse") throw new InsufficientMemoryError(decision.message);
         if (decision.action === "shrink") this.log?.("warn", decision.message);
