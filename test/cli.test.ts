@@ -205,7 +205,10 @@ describe("model resolution", () => {
             download: async ({uri, dirPath, onProgress}) => {
                 expect(uri).toBe("hf:example/tiny-GGUF/tiny.gguf");
                 onProgress({downloadedBytes: 10, totalBytes: 10});
-                return path.join(dirPath, "tiny.gguf");
+                // Downloads land in the models folder's .downloads/ and move up once complete.
+                const file = path.join(dirPath, "tiny.gguf");
+                await writeFile(file, Buffer.concat([Buffer.from("GGUF"), Buffer.alloc(12)]));
+                return file;
             }
         });
         expect(downloaded).toEqual({path: path.join(dir, "tiny.gguf"), source: "downloaded"});

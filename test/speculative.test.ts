@@ -80,14 +80,25 @@ describe("speculative decoding with a draft model", () => {
 
     it("refuses a draft model whose tokenizer differs, naming why", async () => {
         const {assertCompatibleDraft} = await import("../src/backends/llama-cpp/draft-model.js");
-        const model = (size: number, tokenize: (text: string) => number[]) => ({
-            fileInfo: {metadata: {tokenizer: {ggml: {tokens: {length: size}}}}},
+        const vocabulary = (size: number, padFrom = size) => Array.from({length: size}, (_, index) => index < padFrom ? `t${index}` : `[PAD${index}]`);
+        const model = (size: number, tokenize: (text: string) => number[], tokens = vocabulary(size)) => ({
+            fileInfo: {metadata: {tokenizer: {ggml: {tokens}}}},
             tokens: {bos: 1, eos: 2},
             tokenize
         }) as never;
         const same = (text: string) => [...text].map((char) => char.charCodeAt(0));
         expect(() => assertCompatibleDraft(model(512, same), model(512, same), "d.gguf")).not.toThrow();
         expect(() => assertCompatibleDraft(model(512, same), model(32000, same), "d.gguf")).toThrow(/vocabulary sizes differ \(512 vs 32000\)/);
+        // A target padded with up to 128 extra entries (Qwen2.5 7B vs 0.5B) is fine; more, or a larger draft, is not.
+        expect(() => assertCompatibleDraft(model(640, same, vocabulary(640, 512)), model(512, same), "d.gguf")).not.toThrow();
+        expect(() => assertCompatibleDraft(model(641, same, vocabulary(641, 512)), model(512, same), "d.gguf")).toThrow(/vocabulary sizes differ \(641 vs 512\)/);
+        expect(() => assertCompatibleDraft(model(512, same), model(640, same), "d.gguf")).toThrow(/vocabulary sizes differ \(512 vs 640\)/);
+        const renamed = vocabulary(640, 512);
+        renamed[7] = "other";
+        expect(() => assertCompatibleDraft(model(640, same, renamed), model(512, same), "d.gguf")).toThrow(/vocabularies differ from token 7 on/);
+        // Text holding a padding token the draft does not have gets no drafts (the target decodes on alone).
+        const {DraftModelSource} = await import("../src/backends/llama-cpp/draft-model.js");
+        expect(await new DraftModelSource({} as never, 512).draft([1, 2, 600], 4)).toEqual([]);
         expect(() => assertCompatibleDraft(model(512, same), model(512, (text) => same(text).reverse()), "d.gguf")).toThrow(/tokenize the same text differently/);
     });
 });

@@ -46,6 +46,10 @@ export interface LoadModelOptions {
     /** A small model with the same tokenizer that drafts tokens for speculative decoding. */
     draftPath?: string;
     signal?: AbortSignal;
+    /** What to do when the model and its context do not fit in free memory (src/models/memory-fit.ts). Default "shrink". */
+    memoryFit?: "shrink" | "error" | "off";
+    /** Memory the model may use at most, even when more is free (leave room for other apps). */
+    memoryLimitBytes?: number;
 }
 
 /** KV cache element types: quantized ones take about half (q8_0) or a quarter (q4_0) of f16's memory. */
@@ -78,6 +82,8 @@ export interface ModelDescription {
     fingerprint: string;
     /** Unix seconds when loading finished. */
     loadedAt: number;
+    /** The memory check before loading: estimated bytes and what was free; `requestedContextSize` when the context was lowered to fit. */
+    memory?: {modelBytes: number; contextBytes: number; freeBytes: number; requestedContextSize?: number};
 }
 
 /** A rendered prompt: the tokens to evaluate plus stop strings the template implies. */

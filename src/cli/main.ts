@@ -3,7 +3,9 @@ import {fileURLToPath} from "node:url";
 import {Command, CommanderError} from "commander";
 import {SettingsError} from "../config/load.js";
 import {registerChat} from "./chat.js";
+import {registerDoctor} from "./doctor.js";
 import {registerModels} from "./models.js";
+import {registerPull} from "./pull.js";
 import {registerServe} from "./serve.js";
 
 /**
@@ -19,6 +21,8 @@ const program = new Command("edge-llm")
 registerServe(program);
 registerChat(program);
 registerModels(program);
+registerPull(program);
+registerDoctor(program);
 
 try {
     await program.parseAsync(process.argv);

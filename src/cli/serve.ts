@@ -3,6 +3,9 @@ import type {Command} from "commander";
 import {startServer} from "../api/server.js";
 import type {LoadModelOptions} from "../backends/backend.js";
 import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
+import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
+import {MlxBackend} from "../backends/mlx/backend.js";
+import {MlxUnavailableError, mlxPlatformProblem} from "../backends/mlx/loader.js";
 import {loadSettings} from "../config/load.js";
 import type {Settings} from "../config/schema.js";
 import {createLogger, type Logger} from "../logger.js";
@@ -33,6 +36,7 @@ interface ServeFlags {
     speculation?: string;
     maxLoadedModels?: string;
     modelTtl?: string;
+    backend?: string;
 }
 
 /** Seconds a clean shutdown may take before the process exits anyway. */
@@ -57,6 +61,7 @@ export function registerServe(program: Command) {
         .option("--speculation <mode>", "draft, prompt-lookup or off (default: draft with --draft, else off)")
         .option("--max-loaded-models <n>", "models kept loaded at once; another one replaces the least recently used idle one (default 1)")
         .option("--model-ttl <seconds>", "unload a model loaded on demand after this long without requests; 0 = never (default 300)")
+        .option("--backend <name>", "llama.cpp (default) or mlx (Apple Silicon, needs @mlx-node/lm and an MLX model folder)")
         .option("--config <file>", "config file (default ./hono.config.ts)")
         .option("--log-level <level>", "trace, debug, info, warn, error or silent")
         .action((flags: ServeFlags) => serve(flags));
@@ -69,12 +74,17 @@ async function serve(flags: ServeFlags) {
             model: flags.model, host: flags.host, port: flags.port, threads: flags.threads, parallel: flags.parallel,
             ctxSize: flags.ctxSize, modelAlias: flags.alias, modelsDir: flags.modelsDir, gpu: flags.gpu, logLevel: flags.logLevel,
             contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType, draft: flags.draft, speculation: flags.speculation,
-            maxLoadedModels: flags.maxLoadedModels, modelIdleTtlSeconds: flags.modelTtl,
+            maxLoadedModels: flags.maxLoadedModels, modelIdleTtlSeconds: flags.modelTtl, backend: flags.backend,
             // Commander defaults negatable flags to true: pass only an explicit --no-autotune-threads.
             autotuneThreads: flags.autotuneThreads === false ? false : undefined
         }
     });
     const logger = createLogger(settings.logLevel);
+    if (settings.backend === "mlx") {
+        const problem = mlxPlatformProblem();
+        if (problem != null) throw new MlxUnavailableError(problem);
+        if (settings.model == null) throw new MlxUnavailableError("--backend mlx needs --model pointing at an MLX model folder (config.json + *.safetensors)");
+    }
     const model = await resolveModel({
         model: settings.model,
         modelsDir: settings.modelsDir,
@@ -176,12 +186,9 @@ export async function createRuntime(settings: Settings, logger: Logger, defaultO
     return new Runtime(await createBackend(settings, logger), runtimeOptions(settings, logger, defaultOverflow));
 }
 
-/** The llama.cpp backend with its native logs routed through `logger`. */
-export function createBackend(settings: Settings, logger: Logger) {
-    return LlamaCppBackend.create({
-        gpu: settings.gpu === "cpu" ? false : "auto",
-        logger: (level, message) => logger[level](message)
-    });
+/** The backend the settings name: llama.cpp (default) or MLX. */
+export async function createBackend(settings: Settings, logger: Logger) {
+    return settings.backend === "mlx" ? await MlxBackend.create() : await createLlamaCppBackend(settings, logger);
 }
 
 /** What every runtime gets from the settings (the model pool's runtimes too). */
@@ -212,6 +219,19 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
         kvCacheType: settings.kvCacheType,
         flashAttention: settings.flashAttention,
         draftPath: settings.draft,
+        memoryFit: settings.memoryFit,
+        memoryLimitBytes: settings.memoryLimitMiB == null ? undefined : settings.memoryLimitMiB * 1024 * 1024,
         signal
     };
+}
+
+/** llama.cpp, with the local build scripts/build-backend.ts recorded when there is one. */
+async function createLlamaCppBackend(settings: Settings, logger: Logger) {
+    const backend = await LlamaCppBackend.create({
+        gpu: settings.gpu === "cpu" ? false : "auto",
+        logger: (level, message) => logger[level](message),
+        nativeBuild: await readBuildRecord(path.resolve(settings.nativeBuildRecord))
+    });
+    logger.debug({build: backend.build}, `llama.cpp: ${backend.build.type} (${backend.build.reason})`);
+    return backend;
 }

@@ -78,6 +78,17 @@ export const settingsSchema = z.object({
      * (n-grams of the prompt) or "off". Unset: "draft" when a draft model is given, else "off".
      */
     speculation: z.enum(["off", "prompt-lookup", "draft"]).optional(),
+    /**
+     * Model + context that do not fit in free memory: "shrink" lowers the context to what fits (with
+     * a warning), "error" refuses to load, "off" skips the check. Never an out-of-memory crash by default.
+     */
+    memoryFit: z.enum(["shrink", "error", "off"]).default("shrink"),
+    /** Memory the model may use at most, in MiB, even when more is free. Unset: whatever is free. */
+    memoryLimitMiB: z.coerce.number().positive().optional(),
+    /** Inference library: "llama.cpp" (GGUF, every platform) or "mlx" (Apple Silicon only, the optional @mlx-node/lm package, MLX model folders). */
+    backend: z.enum(["llama.cpp", "mlx"]).default("llama.cpp"),
+    /** Record of the local llama.cpp build scripts/build-backend.ts made; used instead of the prebuilt binary when present. */
+    nativeBuildRecord: z.string().min(1).default(".edge-llm/native-build.json"),
     /** Bearer token for /admin endpoints (power override); unset: they are disabled. */
     adminToken: z.string().min(16, {message: "use at least 16 characters"}).optional(),
     power: z.object({
@@ -157,5 +168,9 @@ export const settingsEnv: Partial<Record<keyof Settings, string>> = {
     draft: "EDGE_LLM_DRAFT",
     speculation: "EDGE_LLM_SPECULATION",
     maxLoadedModels: "EDGE_LLM_MAX_LOADED_MODELS",
-    modelIdleTtlSeconds: "EDGE_LLM_MODEL_IDLE_TTL"
+    modelIdleTtlSeconds: "EDGE_LLM_MODEL_IDLE_TTL",
+    memoryFit: "EDGE_LLM_MEMORY_FIT",
+    memoryLimitMiB: "EDGE_LLM_MEMORY_LIMIT_MIB",
+    nativeBuildRecord: "EDGE_LLM_NATIVE_BUILD_RECORD",
+    backend: "EDGE_LLM_BACKEND"
 };

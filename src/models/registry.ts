@@ -116,3 +116,17 @@ export function formatBytes(bytes: number): string {
 function trim(value: number) {
     return value >= 100 ? value.toFixed(0) : value.toFixed(1).replace(/\.0$/, "");
 }
+
+/**
+ * A model named on the command line: a path to a file, a file in `modelsDir` (with or without
+ * `.gguf`, any case), or a catalog id whose file is there. Undefined when none matches.
+ */
+export async function findModelFile(name: string, modelsDir: string, catalogFiles: Record<string, string | undefined> = {}): Promise<string | undefined> {
+    const isFile = (file: string) => stat(file).then((info) => info.isFile(), () => false);
+    if (name.includes("/") || name.includes(path.sep)) return await isFile(name) ? path.resolve(name) : undefined;
+    const files = await listModelFiles(modelsDir);
+    const wanted = [name, `${name}.gguf`, catalogFiles[name.toLowerCase()]].filter((candidate): candidate is string => candidate != null)
+        .map((candidate) => candidate.toLowerCase());
+    const found = files.find((file) => wanted.includes(path.basename(file).toLowerCase()));
+    return found == null ? undefined : path.resolve(found);
+}

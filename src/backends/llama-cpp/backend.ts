@@ -1,6 +1,6 @@
 import path from "node:path";
 import {stat} from "node:fs/promises";
-import {getLlama, type Llama, type LlamaModel, LlamaLogLevel} from "node-llama-cpp";
+import {getLlama, type Llama, type LlamaModel, LlamaLogLevel, NoBinaryFoundError} from "node-llama-cpp";
 import type {Backend, BackendModel, LoadModelOptions, ModelDescription} from "../backend.js";
 import {chooseThreads, type ThreadChoice} from "./threads.js";
 import {describeTuning, machineKey, measureThreadCounts, pickThreads, threadCandidates, ThreadTuningCache} from "./thread-tuning.js";
@@ -10,6 +10,8 @@ import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeErro
 import {assertReadableGguf} from "../../models/gguf-check.js";
 import {modelFingerprint} from "../../models/fingerprint.js";
 import {assertCompatibleDraft} from "./draft-model.js";
+import type {NativeBuildRecord} from "./native-build.js";
+import {decideMemoryFit, estimateMemory, readModelInfo} from "../../models/memory-fit.js";
 
 /** llama.cpp warnings about GGUF metadata quirks that change nothing for the user. */
 const NOISE = /bad special token|special_eos_id is not in special_eog_ids|control token: .* is not marked as EOG/;
@@ -21,18 +23,65 @@ export interface LlamaCppBackendOptions {
     /** "auto" picks Metal, CUDA or Vulkan when present, else CPU; false forces CPU. */
     gpu?: "auto" | false;
     logger?: (level: "debug" | "info" | "warn" | "error", message: string) => void;
+    /** A local source build recorded by scripts/build-backend.ts, used instead of the prebuilt binary when it loads. */
+    nativeBuild?: NativeBuildRecord;
+}
+
+/** Which llama.cpp binary runs, and why (`edge-llm doctor`, /health). */
+export interface LlamaBuildInfo {
+    type: "prebuilt" | "localBuild";
+    /** The native/presets.json preset of a local build. */
+    preset?: string;
+    cmakeOptions: Readonly<Record<string, string>>;
+    llamaCppRelease: string;
+    reason: string;
 }
 
 /** llama.cpp through node-llama-cpp's prebuilt (or locally built) binaries. */
 export class LlamaCppBackend implements Backend {
     readonly name = "llama.cpp";
 
-    private constructor(readonly llama: Llama, private readonly grammars: GrammarCache, private readonly log?: LlamaCppBackendOptions["logger"]) {}
+    private constructor(
+        readonly llama: Llama,
+        private readonly grammars: GrammarCache,
+        private readonly log: LlamaCppBackendOptions["logger"],
+        readonly build: LlamaBuildInfo,
+        /** Offload every layer explicitly: the local build's backend (OpenCL, Hexagon) is not a node-llama-cpp GPU type. */
+        private readonly offloadAll: boolean
+    ) {}
 
     static async create(options: LlamaCppBackendOptions = {}) {
         const log = options.logger;
-        const llama = await getLlama({
-            gpu: options.gpu ?? "auto",
+        const record = options.nativeBuild;
+        let fallbackReason: string | undefined;
+        if (record != null && options.gpu === false && record.gpu !== false)
+            fallbackReason = `the GPU is off (--gpu cpu) and the recorded local build "${record.preset}" uses ${record.gpu}, so the prebuilt CPU binary runs`;
+        else if (record != null) {
+            try {
+                const llama = await LlamaCppBackend.getLlama(options, {gpu: record.gpu, cmakeOptions: record.cmakeOptions, usePrebuiltBinaries: false});
+                const build = describeBuild(llama, record.preset, `local build of preset "${record.preset}" (scripts/build-backend.ts, ${record.builtAt})`);
+                return new LlamaCppBackend(llama, new GrammarCache(llama), log, build, record.offload === true);
+            } catch (error) {
+                const why = error instanceof NoBinaryFoundError
+                    ? `no local binary with its options exists (build it: npx tsx scripts/build-backend.ts ${record.preset})`
+                    : (error as Error).message.split("\n")[0];
+                fallbackReason = `the recorded local build "${record.preset}" did not load: ${why}; the prebuilt binary runs`;
+                log?.("warn", fallbackReason);
+            }
+        }
+        const llama = await LlamaCppBackend.getLlama(options, {gpu: options.gpu ?? "auto"});
+        const reason = fallbackReason ?? (llama.buildType === "localBuild"
+            ? "a local build node-llama-cpp made earlier matches these options"
+            : `node-llama-cpp's prebuilt binary for ${process.platform}-${process.arch}${llama.gpu === false ? "" : ` with ${llama.gpu}`}; no local build recorded`);
+        return new LlamaCppBackend(llama, new GrammarCache(llama), log, describeBuild(llama, undefined, reason), false);
+    }
+
+    private static getLlama(options: LlamaCppBackendOptions, binary: {gpu: "auto" | false | "vulkan" | "cuda" | "metal"; cmakeOptions?: Record<string, string>; usePrebuiltBinaries?: boolean}) {
+        const log = options.logger;
+        return getLlama({
+            gpu: binary.gpu,
+            cmakeOptions: binary.cmakeOptions,
+            usePrebuiltBinaries: binary.usePrebuiltBinaries,
             // Never compile at run time from a request path; the prebuilt binaries cover the platforms we ship for.
             build: "never",
             logLevel: LlamaLogLevel.warn,
@@ -43,7 +92,6 @@ export class LlamaCppBackend implements Backend {
                 log(severity === "warn" && NOISE.test(text) ? "debug" : severity, text);
             }
         });
-        return new LlamaCppBackend(llama, new GrammarCache(llama), log);
     }
 
     get accelerator(): string {
@@ -65,8 +113,13 @@ export class LlamaCppBackend implements Backend {
         // Contexts are capped at the thread count they were created with; the live limit
         // (`llama.maxThreads`) is what the power governor lowers later.
         this.llama.maxThreads = tune ? Math.max(...candidates) : threads.threads;
+        const memory = await this.fitMemory(options, onGpu);
 
-        const model = await this.llama.loadModel({modelPath: options.path, loadSignal: options.signal});
+        const model = await this.llama.loadModel({
+            modelPath: options.path, loadSignal: options.signal,
+            // Memory was checked above; node-llama-cpp's VRAM check knows nothing of OpenCL/Hexagon memory.
+            ...(this.offloadAll ? {gpuLayers: "max" as const, ignoreMemorySafetyChecks: true} : {})
+        });
         try {
             if (tune) {
                 threads = await this.tuneThreads(model, options.path, options.threadTuning!.cacheFile, candidates, options.signal)
@@ -78,11 +131,7 @@ export class LlamaCppBackend implements Backend {
             }
             const kvCacheType = options.kvCacheType ?? "f16";
             const kvShape = readKvShape(model.fileInfo.metadata);
-            const budgetTokens = options.kvBudget?.tokens ?? (options.kvBudget?.mib != null && kvShape != null
-                ? Math.floor(options.kvBudget.mib * 1024 * 1024 / kvBytesPerToken(kvShape, kvCacheType))
-                : undefined);
-            const contextSize = options.contextSize ??
-                (budgetTokens != null ? contextSizeForBudget(budgetTokens, options.parallel) : Math.min(model.trainContextSize, DEFAULT_MAX_CONTEXT_SIZE));
+            const contextSize = memory?.contextSize ?? requestedContextSize(options, model.trainContextSize, kvShape);
             const context = await model.createContext({
                 contextSize,
                 sequences: options.parallel,
@@ -113,7 +162,8 @@ export class LlamaCppBackend implements Backend {
                 canShiftContext: canShiftKvCache(kvCacheType),
                 // A state saved from one KV type cannot be loaded into another (f16 keeps its old fingerprints).
                 fingerprint: await modelFingerprint(options.path, {contextSize: context.contextSize, ...(kvCacheType === "f16" ? {} : {kvCacheType})}),
-                loadedAt: Math.floor(Date.now() / 1000)
+                loadedAt: Math.floor(Date.now() / 1000),
+                memory: memory?.report
             };
             const draft = options.draftPath == null ? undefined : await this.loadDraft(model, options, context.contextSize, threads.threads);
             if (draft != null) description.draftModel = path.resolve(options.draftPath!);
@@ -138,6 +188,46 @@ export class LlamaCppBackend implements Backend {
         await cache.set(key, tuned);
         this.log?.("info", `autotuned decode threads for ${path.basename(modelPath)} in ${Math.round(performance.now() - started)} ms: ${describeTuning(tuned, false)}`);
         return {threads: tuned.threads, reason: describeTuning(tuned, false)};
+    }
+
+    /**
+     * Estimates weights + context before anything is allocated and applies `memoryFit`: the
+     * context to create (lowered to fit), or a refusal naming the numbers.
+     */
+    private async fitMemory(options: LoadModelOptions, onGpu: boolean) {
+        const policy = options.memoryFit ?? "shrink";
+        if (policy === "off") return undefined;
+        const info = await readModelInfo(options.path);
+        const trainContextSize = Number(info.architectureMetadata.context_length) || DEFAULT_MAX_CONTEXT_SIZE;
+        const contextSize = requestedContextSize(options, trainContextSize, readKvShape(info.metadata));
+        const estimateOptions = {
+            contextSize, sequences: options.parallel, onGpu, kvCacheType: options.kvCacheType,
+            // Quantized KV caches turn flash attention on (kvCacheContextOptions).
+            flashAttention: resolveFlashAttention(options.flashAttention, onGpu) === true || (options.kvCacheType ?? "f16") !== "f16"
+        };
+        const target = await estimateMemory(this.llama, info, estimateOptions);
+        // A draft model gets its own weights and a context of the same size and sequences.
+        if (options.draftPath != null) await assertReadableGguf(options.draftPath);
+        const draft = options.draftPath == null ? undefined : await estimateMemory(this.llama, await readModelInfo(options.draftPath), estimateOptions);
+        const estimate = draft == null ? target : {
+            ...target,
+            modelBytes: target.modelBytes + draft.modelBytes,
+            contextBytes: (size: number) => target.contextBytes(size) + draft.contextBytes(size)
+        };
+        const decision = decideMemoryFit({
+            ...estimate,
+            freeBytes: Math.min(estimate.freeBytes, options.memoryLimitBytes ?? Infinity),
+            memoryName: options.memoryLimitBytes != null && options.memoryLimitBytes < estimate.freeBytes ? "the memory limit" : estimate.memoryName,
+            contextSize,
+            sequences: options.parallel,
+            policy,
+            modelName: path.basename(options.path) + (options.draftPath == null ? "" : ` with draft ${path.basename(options.draftPath)}`)
+        });
+        if (decision.action === "refuse") throw new InsufficientMemoryError(decision.message);
+        if (decision.action === "shrink") this.log?.("warn", decision.message);
+        const report = {modelBytes: decision.modelBytes, contextBytes: decision.contextBytes, freeBytes: decision.freeBytes,
+            ...(decision.action === "shrink" ? {requestedContextSize: decision.requestedContextSize} : {})};
+        return {contextSize: decision.contextSize, report};
     }
 
     /** The draft model, checked for the same tokenizer, with one sequence per target sequence. */
@@ -167,10 +257,38 @@ export class LlamaCppBackend implements Backend {
     }
 }
 
+function describeBuild(llama: Llama, preset: string | undefined, reason: string): LlamaBuildInfo {
+    return {
+        type: llama.buildType,
+        preset,
+        cmakeOptions: llama.cmakeOptions,
+        llamaCppRelease: `${llama.llamaCppRelease.repo}@${llama.llamaCppRelease.release}`,
+        reason
+    };
+}
+
 function resolveFlashAttention(setting: LoadModelOptions["flashAttention"], onGpu: boolean): boolean | "auto" {
     if (setting === "on") return true;
     if (setting === "off") return false;
     return onGpu ? "auto" : false;
+}
+
+/** The context per sequence asked for: explicit, from the KV budget, else the model's trained size capped at 2048. */
+function requestedContextSize(options: LoadModelOptions, trainContextSize: number, kvShape: ReturnType<typeof readKvShape>) {
+    const kvCacheType = options.kvCacheType ?? "f16";
+    const budgetTokens = options.kvBudget?.tokens ?? (options.kvBudget?.mib != null && kvShape != null
+        ? Math.floor(options.kvBudget.mib * 1024 * 1024 / kvBytesPerToken(kvShape, kvCacheType))
+        : undefined);
+    return options.contextSize ??
+        (budgetTokens != null ? contextSizeForBudget(budgetTokens, options.parallel) : Math.min(trainContextSize, DEFAULT_MAX_CONTEXT_SIZE));
+}
+
+/** The model and its context do not fit in free memory; the message has the numbers. */
+export class InsufficientMemoryError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = "InsufficientMemoryError";
+    }
 }
 
 /** llama.cpp rounds each sequence's cells up to a multiple of 256; round down so the budget holds. */

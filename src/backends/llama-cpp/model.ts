@@ -3,7 +3,7 @@ import type {BackendModel, IncrementalDetokenizer, ModelDescription, OutputConst
 import type {ChatMessage, ResponseConstraint} from "../../runtime/types.js";
 import {LlamaDetokenizer} from "./detokenizer.js";
 import {LlamaCppSequence} from "./sequence.js";
-import {DraftModelSource} from "./draft-model.js";
+import {DraftModelSource, vocabularySize} from "./draft-model.js";
 import type {GrammarCache} from "./constraint.js";
 
 /** A loaded GGUF with one context of `parallel` sequences. */
@@ -20,7 +20,7 @@ export class LlamaCppModel implements BackendModel {
     ) {
         this.sequences = Array.from({length: context.totalSequences}, (_, index) =>
             new LlamaCppSequence(index, context.getSequence({contextShift: {strategy: "eraseBeginning"}}), model,
-                draft == null ? undefined : new DraftModelSource(draft.context.getSequence()))
+                draft == null ? undefined : new DraftModelSource(draft.context.getSequence(), vocabularySize(draft.model)))
         );
         this.chatWrapper = resolveChatWrapper(model);
     }
