@@ -7,6 +7,8 @@ export default defineConfig({
         poolOptions: {forks: {maxForks: 2, minForks: 1}},
         pool: "forks",
         testTimeout: 30_000,
+        // Servers the tests start never kick off the background native llama.cpp build.
+        env: {EDGE_LLM_NATIVE_BUILD: "off"},
         hookTimeout: 60_000
     }
 });

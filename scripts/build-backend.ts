@@ -9,6 +9,7 @@
  * A build takes minutes and all cores (about 4 minutes for cpu-native on 2 cores).
  */
 import {spawn} from "node:child_process";
+import {mkdir, rm, writeFile} from "node:fs/promises";
 import path from "node:path";
 import {parseArgs} from "node:util";
 import {getLlama, LlamaLogLevel} from "node-llama-cpp";
@@ -20,7 +21,9 @@ const {values, positionals} = parseArgs({
         "dry-run": {type: "boolean", default: false},
         list: {type: "boolean", default: false},
         force: {type: "boolean", default: false},
-        record: {type: "string"}
+        record: {type: "string"},
+        /** Written when the build fails (what `serve`'s automatic build reads to not retry); removed on success. */
+        failed: {type: "string"}
     }
 });
 
@@ -50,12 +53,17 @@ const code = await new Promise<number>((resolve) => {
 });
 if (code !== 0) {
     process.stderr.write(`The build failed (exit code ${code}); the runtime keeps using the prebuilt binary.\n`);
+    await recordFailure(`exit code ${code} at ${new Date().toISOString()}`);
     process.exit(code);
 }
 
 // Load the new binary the way the runtime will, so the record only names builds that work.
 const preset = presets[plan.preset]!;
-const llama = await getLlama({gpu: preset.gpu, cmakeOptions: plan.cmakeOptions, build: "never", usePrebuiltBinaries: false, logLevel: LlamaLogLevel.error});
+const llama = await getLlama({gpu: preset.gpu, cmakeOptions: plan.cmakeOptions, build: "never", usePrebuiltBinaries: false, logLevel: LlamaLogLevel.error})
+    .catch(async (error: unknown) => {
+        await recordFailure(`the build does not load: ${(error as Error).message.split("\n")[0]} (${new Date().toISOString()})`);
+        throw error;
+    });
 process.stdout.write(`built: ${llama.buildType}, gpu ${llama.gpu === false ? "none" : llama.gpu}, ${llama.llamaCppRelease.repo}@${llama.llamaCppRelease.release}\n`);
 await llama.dispose();
 await writeBuildRecord(recordFile, {
@@ -67,7 +75,14 @@ await writeBuildRecord(recordFile, {
     platform: currentPlatform(),
     command: shellLine
 });
+if (values.failed != null) await rm(values.failed, {force: true});
 process.stdout.write(`recorded in ${recordFile}: edge-llm serve now loads this build (edge-llm doctor shows it)\n`);
+
+async function recordFailure(reason: string) {
+    if (values.failed == null) return;
+    await mkdir(path.dirname(values.failed), {recursive: true});
+    await writeFile(values.failed, `${reason}\n`);
+}
 
 function quote(value: string) {
     return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`;

@@ -2,6 +2,7 @@ import path from "node:path";
 import type {Command} from "commander";
 import {startServer} from "../api/server.js";
 import type {LoadModelOptions} from "../backends/backend.js";
+import {maybeStartNativeBuild} from "../backends/llama-cpp/auto-native-build.js";
 import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
 import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
 import {MlxBackend} from "../backends/mlx/backend.js";
@@ -162,6 +163,13 @@ async function serve(flags: ServeFlags) {
         `ready: ${description.id} at ${server.url} — threads ${description.threads} (${description.threadsReason}), ` +
         `ctx ${description.contextSize}, parallel ${description.parallel}, ${description.accelerator}`
     );
+    if (settings.backend === "llama.cpp") {
+        const build = await maybeStartNativeBuild({
+            setting: settings.nativeBuild, record: path.resolve(settings.nativeBuildRecord),
+            gpu: description.accelerator !== "cpu", log: (message) => logger.info(message)
+        });
+        if (!build.start) logger.debug(`native build: ${build.reason}`);
+    }
 }
 
 /** A runtime on the llama.cpp backend with its native logs routed through `logger`. Shared with `chat`. */

@@ -89,6 +89,11 @@ export const settingsSchema = z.object({
     backend: z.enum(["llama.cpp", "mlx"]).default("llama.cpp"),
     /** Record of the local llama.cpp build scripts/build-backend.ts made; used instead of the prebuilt binary when present. */
     nativeBuildRecord: z.string().min(1).default(".edge-llm/native-build.json"),
+    /**
+     * "auto": where cmake and a C++ compiler exist and no build is recorded, `serve` builds llama.cpp
+     * for this CPU in the background (the prebuilt binary serves meanwhile; the next start uses it).
+     */
+    nativeBuild: z.enum(["auto", "off"]).default("auto"),
     /** Bearer token for /admin endpoints (power override); unset: they are disabled. */
     adminToken: z.string().min(16, {message: "use at least 16 characters"}).optional(),
     power: z.object({
@@ -172,5 +177,6 @@ export const settingsEnv: Partial<Record<keyof Settings, string>> = {
     memoryFit: "EDGE_LLM_MEMORY_FIT",
     memoryLimitMiB: "EDGE_LLM_MEMORY_LIMIT_MIB",
     nativeBuildRecord: "EDGE_LLM_NATIVE_BUILD_RECORD",
+    nativeBuild: "EDGE_LLM_NATIVE_BUILD",
     backend: "EDGE_LLM_BACKEND"
 };
