@@ -4,6 +4,7 @@ import {ApiError} from "./errors.js";
 import {respondWithGeneration} from "./generate-route.js";
 import {chatCompletionBody, chatToGenerationRequest, completionBody, completionToGenerationRequest} from "./schemas.js";
 import {readJsonBody} from "../body.js";
+import {planTools} from "./tools.js";
 import type {GenerationRequest} from "../../runtime/types.js";
 
 /** `/v1/chat/completions`, `/v1/completions`, `/v1/models`. */
@@ -12,11 +13,13 @@ export function openAIRoutes(runtime: Runtime) {
 
     app.post("/chat/completions", async (c) => {
         const body = chatCompletionBody.parse(await readJsonBody(c));
+        const tools = planTools(body.tools, body.tool_choice, body.parallel_tool_calls);
         return respondWithGeneration(c, runtime, {
             kind: "chat",
-            request: withSessionHeader(chatToGenerationRequest(body), c.req.header("x-session-id")),
+            request: withSessionHeader(chatToGenerationRequest(body, tools), c.req.header("x-session-id")),
             stream: body.stream === true,
-            includeUsage: body.stream_options?.include_usage === true
+            includeUsage: body.stream_options?.include_usage === true,
+            tools
         });
     });
 
