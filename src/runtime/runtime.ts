@@ -152,7 +152,8 @@ export class Runtime {
     tokenize(text: string, {special = false, modelId}: {special?: boolean; modelId?: string} = {}) {
         const {model} = this.resolve(modelId);
         const tokens = model.tokenizeWith(text, {special});
-        return {tokens, piece: (token: number) => ({text: model.tokenText(token), bytes: model.tokenBytes(token)})};
+        // Special tokens (BOS) have no text of their own; their markup stands for them.
+        return {tokens, piece: (token: number) => ({text: model.tokenText(token) || model.detokenize([token], true), bytes: model.tokenBytes(token)})};
     }
 
     /** Text of `tokens`; ids outside the vocabulary are refused (llama.cpp would read out of bounds). */
@@ -168,6 +169,8 @@ export class Runtime {
     /** Embedding vectors of each input (strings or token ids), evaluated in order; usage counts their tokens. */
     async embed(inputs: readonly (string | readonly number[])[], {modelId, signal}: {modelId?: string; signal?: AbortSignal} = {}) {
         const {model} = this.resolve(modelId);
+        if (this.limits.refuse != null)
+            throw new ThrottledError(this.limits.refuse.message, this.limits.refuse.retryAfterSeconds);
         const size = model.vocabularySize;
         inputs.forEach((input, index) => {
             if (typeof input !== "string" && input.some((token) => token < 0 || (size > 0 && token >= size)))

@@ -5,9 +5,10 @@ import {respondWithGeneration} from "./generate-route.js";
 import {chatCompletionBody, chatToGenerationRequest, completionBody, completionToGenerationRequest} from "./schemas.js";
 import {readJsonBody} from "../body.js";
 import {planTools} from "./tools.js";
+import {embeddingInputs, embeddingsBody, embeddingsResponse} from "./embeddings.js";
 import type {GenerationRequest} from "../../runtime/types.js";
 
-/** `/v1/chat/completions`, `/v1/completions`, `/v1/models`. */
+/** `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/models`. */
 export function openAIRoutes(runtime: Runtime) {
     const app = new Hono();
 
@@ -33,6 +34,12 @@ export function openAIRoutes(runtime: Runtime) {
             includeUsage: body.stream_options?.include_usage === true,
             echo: body.echo === true && request.input.kind === "completion" ? request.input.prompt : undefined
         });
+    });
+
+    app.post("/embeddings", async (c) => {
+        const body = embeddingsBody.parse(await readJsonBody(c));
+        const {model, vectors, tokens} = await runtime.embed(embeddingInputs(body.input), {modelId: body.model, signal: c.req.raw.signal});
+        return c.json(embeddingsResponse(body, model, vectors, tokens));
     });
 
     app.get("/models", (c) => c.json({object: "list", data: runtime.listModels().map(toModelObject)}));
