@@ -78,6 +78,7 @@ export class Generation implements GenerationStream {
         let generated = 0;
         let reused = 0;
         let firstTokenAt = 0;
+        let evaluatedPrompt = 0;
         try {
             // Answers run one after another on the same sequence: the second one finds the
             // prompt in KV (all but its last token) and evaluates only what differs.
@@ -85,6 +86,7 @@ export class Generation implements GenerationStream {
                 const result = yield* this.runChoice(count > 1 ? choice : undefined);
                 finishes.push(result.finishReason);
                 generated += result.generated;
+                evaluatedPrompt += prompt.tokens.length - result.reused;
                 if (choice === 0) {
                     reused = result.reused;
                     firstTokenAt = result.firstTokenAt;
@@ -101,8 +103,12 @@ export class Generation implements GenerationStream {
                 usage.truncatedPromptTokens = overflow.truncatedPromptTokens;
                 usage.droppedContextTokens = this.droppedTokens;
             }
-            const done: GenerationEvent = {type: "done", finishReason: finishes.at(-1)!, usage, timings: this.timings(generated, reused, firstTokenAt)};
-            if (count > 1) done.choices = finishes;
+            const timings = this.timings(generated, reused, firstTokenAt);
+            const done: GenerationEvent = {type: "done", finishReason: finishes.at(-1)!, usage, timings};
+            if (count > 1) {
+                done.choices = finishes;
+                timings.evaluatedPromptTokens = evaluatedPrompt;
+            }
             yield done;
         } finally {
             this.release();

@@ -120,6 +120,8 @@ export interface Timings {
     generationMs: number;
     promptTokensPerSecond: number;
     generationTokensPerSecond: number;
+    /** With `n` > 1: prompt tokens evaluated for all answers together (the later ones reuse the first's KV). */
+    evaluatedPromptTokens?: number;
     /** Speculative decoding: draft tokens verified, and how many of them the target kept. */
     draftTokens?: number;
     draftTokensAccepted?: number;

@@ -30,7 +30,7 @@ export function toOpenAIUsage(usage: Usage): OpenAIUsage {
 /** Timings in llama-server's field names, which several clients already read. */
 export function toOpenAITimings(timings: Timings, usage: Usage) {
     return {
-        prompt_n: usage.promptTokens - usage.cachedPromptTokens,
+        prompt_n: timings.evaluatedPromptTokens ?? usage.promptTokens - usage.cachedPromptTokens,
         cache_n: usage.cachedPromptTokens,
         prompt_ms: timings.promptMs,
         prompt_per_second: timings.promptTokensPerSecond,

@@ -15,6 +15,12 @@ import type {ChatMessageBody, FunctionTool, ToolChoice} from "./schemas.js";
  * - `none`: the tools are left out of the prompt.
  */
 
+/**
+ * Most calls one answer may make with parallel_tool_calls: a small model under a grammar can
+ * otherwise go on adding calls until max_tokens, and the cut-off JSON is no call at all.
+ */
+export const MAX_PARALLEL_CALLS = 8;
+
 export interface ToolPlan {
     mode: "required" | "auto";
     tools: FunctionTool[];
@@ -43,7 +49,7 @@ export function toolSystemPrompt(plan: ToolPlan): string {
     const list = plan.tools.map((tool) => JSON.stringify({
         name: tool.function.name,
         ...(tool.function.description == null ? {} : {description: tool.function.description}),
-        parameters: tool.function.parameters ?? {type: "object", properties: {}}
+        parameters: withoutAnnotations(tool.function.parameters ?? {type: "object", properties: {}})
     })).join("\n");
     const format = plan.parallel
         ? `a JSON array of calls, each {"name": <tool name>, "arguments": <arguments object>}`
@@ -52,6 +58,12 @@ export function toolSystemPrompt(plan: ToolPlan): string {
         ? `You must call ${plan.tools.length === 1 ? "this tool" : "one of these tools"}. Answer with ${format} and nothing else.`
         : `To call a tool, answer with ${format} and nothing else. Otherwise answer normally.`;
     return `You can call these tools:\n${list}\n${when}`;
+}
+
+/** The schema as the model reads it: `$schema` and the like only cost prompt tokens. */
+function withoutAnnotations(parameters: Record<string, unknown>) {
+    const {$schema: _schema, $id: _id, ...rest} = parameters;
+    return rest;
 }
 
 /** For `required` and named functions: the grammar every answer must follow. */
@@ -74,7 +86,7 @@ export function toolCallConstraint(plan: ToolPlan): ResponseConstraint | undefin
         };
     });
     const call = calls.length === 1 ? calls[0]! : {oneOf: calls};
-    const schema: Record<string, unknown> = plan.parallel ? {type: "array", items: call, minItems: 1} : {...call};
+    const schema: Record<string, unknown> = plan.parallel ? {type: "array", items: call, minItems: 1, maxItems: MAX_PARALLEL_CALLS} : {...call};
     if (Object.keys(defs).length > 0) schema.$defs = defs;
     return {type: "json_schema", schema, name: "tool_calls", param: "tools"};
 }
