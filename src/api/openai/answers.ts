@@ -1,16 +1,17 @@
 import type {FinishReason, TokenLogprob} from "../../runtime/types.js";
 import {toChatLogprobs, toCompletionLogprobs, toOpenAIFinishReason, type CompletionKind, type OpenAIFinishReason} from "./format.js";
 import {looksLikeToolCall, parseToolCalls, type ToolPlan} from "./tools.js";
+import {ToolCallStreamer} from "./tool-stream.js";
 
 /**
  * One answer (choice) of a response that needs more than the plain text path: an index
  * (`n` > 1), logprobs, or tools. Turns the answer's deltas into OpenAI choice objects, for a
  * stream (`push`, then `finish`) or for the whole response (`push`, then `choice`).
  *
- * With tools, text that may be a call is held back: under `required` all of it (the grammar
- * makes it a call), under `auto` once its first non-blank character opens a JSON object or
- * array. At the end a held answer that parses as calls becomes `tool_calls`; anything else is
- * sent as ordinary content.
+ * With tools: under `required` the answer is a call (the grammar makes it one); streamed, its
+ * deltas go out as `delta.tool_calls` while it is generated. Under `auto`, text whose first
+ * non-blank character opens a JSON object or array is held back; at the end a held answer that
+ * parses as calls of declared tools becomes `tool_calls`, anything else ordinary content.
  */
 export class Answer {
     private held = "";
@@ -20,13 +21,17 @@ export class Answer {
     private offset = 0;
     private text = "";
     private readonly logprobs: TokenLogprob[] = [];
+    private readonly streamer?: ToolCallStreamer;
 
     constructor(
         readonly index: number,
         private readonly kind: CompletionKind,
-        private readonly options: {logprobs: boolean; tools?: ToolPlan; echo?: string}
+        private readonly options: {logprobs: boolean; tools?: ToolPlan; echo?: string; stream?: boolean}
     ) {
         this.mode = options.tools == null ? "text" : options.tools.mode === "required" ? "tool" : "undecided";
+        // A forced call has a known layout, so it can be streamed while generated; under `auto`
+        // the model may write anything, so a possible call is held and parsed at the end.
+        if (options.stream === true && options.tools?.mode === "required") this.streamer = new ToolCallStreamer();
         if (options.echo != null) {
             this.text = options.echo;
             this.offset = options.echo.length;
@@ -37,6 +42,8 @@ export class Answer {
     push(text: string, logprobs: readonly TokenLogprob[] | undefined): object[] {
         if (this.mode === "text") return this.content(text, logprobs ?? []);
         this.held += text;
+        if (this.streamer != null)
+            return this.streamer.push(text).map((delta) => ({index: this.index, delta: {tool_calls: [delta]}, logprobs: null, finish_reason: null}));
         if (logprobs != null) this.heldLogprobs.push(...logprobs);
         if (this.mode === "undecided" && this.held.trim().length > 0) {
             this.mode = looksLikeToolCall(this.held) ? "tool" : "text";
@@ -47,6 +54,8 @@ export class Answer {
 
     /** The stream's closing choice objects: held content or tool-call chunks, then the finish chunk's reason. */
     finish(reason: FinishReason): {chunks: object[]; finishReason: OpenAIFinishReason} {
+        if (this.streamer != null && this.streamer.started > 0)
+            return {chunks: [], finishReason: reason === "length" ? "length" : "tool_calls"};
         const calls = this.mode === "text" || this.options.tools == null ? undefined : parseToolCalls(this.held, this.options.tools);
         if (calls == null)
             return {chunks: this.release(), finishReason: toOpenAIFinishReason(reason)};

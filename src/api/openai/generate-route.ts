@@ -77,7 +77,7 @@ function needsAnswers(options: GenerateRouteOptions) {
 
 function answersFor(options: GenerateRouteOptions) {
     return Array.from({length: options.request.n ?? 1}, (_, index) =>
-        new Answer(index, options.kind, {logprobs: options.request.logprobs != null, tools: options.tools, echo: options.echo}));
+        new Answer(index, options.kind, {logprobs: options.request.logprobs != null, tools: options.tools, echo: options.echo, stream: options.stream}));
 }
 
 async function respondWithAnswers(c: Context, generation: GenerationStream, options: GenerateRouteOptions): Promise<Response> {

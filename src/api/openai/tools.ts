@@ -132,7 +132,7 @@ function tryParse(text: string): unknown {
     }
 }
 
-function newToolCallId() {
+export function newToolCallId() {
     return `call_${randomUUID().replaceAll("-", "").slice(0, 24)}`;
 }
 
