@@ -1,6 +1,10 @@
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import OpenAI from "openai";
 import {startTestServer, type TestServer} from "./helpers/server.js";
+import {chatCompletionBody, chatToGenerationRequest} from "../src/api/openai/schemas.js";
+import {parseToolCalls, planTools} from "../src/api/openai/tools.js";
+import {lazyToolGrammar, withLazyToolGrammar} from "../src/api/openai/auto-tools.js";
+import type {GenerationEvent, GenerationStream} from "../src/runtime/types.js";
 
 let server: TestServer;
 let client: OpenAI;
@@ -191,5 +195,70 @@ describe("tool errors", () => {
         const refused = await status({tools: [pattern], tool_choice: "required"});
         expect(refused).toMatchObject({status: 400, error: {param: "tools"}});
         expect(refused.error.message).toContain("pattern");
+    });
+});
+
+describe("auto with the call grammar applied lazily", () => {
+    /**
+     * The test model never opens its answers with "{" on its own, so the first, free attempt is
+     * scripted here; the second attempt is the real runtime under the real call grammar.
+     */
+    function scripted(texts: string[]): GenerationStream & {closed: boolean} {
+        const stream = {
+            id: "scripted", model: server.modelId, created: 0, promptTokens: 1, closed: false,
+            async* [Symbol.asyncIterator](): AsyncGenerator<GenerationEvent> {
+                try {
+                    for (const text of texts) yield {type: "delta", text, tokens: 1};
+                    const usage = {promptTokens: 1, completionTokens: texts.length, totalTokens: 1 + texts.length, cachedPromptTokens: 0};
+                    yield {type: "done", finishReason: "stop", usage, timings: {queuedMs: 0, timeToFirstTokenMs: 0, promptMs: 0, generationMs: 0, promptTokensPerSecond: 0, generationTokensPerSecond: 0}};
+                } finally {
+                    stream.closed = true;
+                }
+            }
+        };
+        return stream;
+    }
+
+    async function plannedRequest() {
+        const body = chatCompletionBody.parse({model: server.modelId, messages: ask, tools: [weather], tool_choice: "auto", temperature: 0, max_tokens: 1000});
+        const plan = planTools(body.tools, body.tool_choice, body.parallel_tool_calls)!;
+        const request = chatToGenerationRequest(body, plan);
+        const grammar = await lazyToolGrammar(server.runtime, request, plan);
+        return {plan, request, grammar: grammar!};
+    }
+
+    it("regenerates an answer that opens a call under the call grammar, counting both attempts", async () => {
+        const {plan, request, grammar} = await plannedRequest();
+        expect(grammar).toBeDefined();
+        const first = scripted([" ", "{", "\"na"]);
+        let text = "";
+        let completionTokens = 0;
+        for await (const event of withLazyToolGrammar(server.runtime, request, grammar, first)) {
+            if (event.type === "delta") text += event.text;
+            else completionTokens = event.usage.completionTokens;
+        }
+        expect(first.closed).toBe(true);
+        const calls = parseToolCalls(text, plan)!;
+        if (calls == null) throw new Error(`not a call: ${text}`);
+        expect(calls.length).toBeGreaterThanOrEqual(1);
+        expectWeatherArguments(calls[0]!.function.arguments);
+        // Two tokens of the dropped attempt (" ", "{") plus the forced call's own.
+        expect(completionTokens).toBeGreaterThan(2 + 10);
+    });
+
+    it("passes a free answer through untouched, and skips the grammar when the schemas cannot be enforced", async () => {
+        const {request, grammar} = await plannedRequest();
+        const first = scripted(["\n", "Once", " upon"]);
+        const events: GenerationEvent[] = [];
+        for await (const event of withLazyToolGrammar(server.runtime, request, grammar, first)) events.push(event);
+        expect(events.map((event) => event.type === "delta" ? event.text : event.type)).toEqual(["\n", "Once", " upon", "done"]);
+
+        const pattern = {type: "function", function: {name: "f", parameters: {type: "object", properties: {code: {type: "string", pattern: "^[A-Z]+$"}}}}};
+        const body = chatCompletionBody.parse({model: server.modelId, messages: ask, tools: [pattern]});
+        const plan = planTools(body.tools, body.tool_choice, body.parallel_tool_calls)!;
+        expect(await lazyToolGrammar(server.runtime, chatToGenerationRequest(body, plan), plan)).toBeUndefined();
+        // …and such a request still works end to end.
+        const response = await client.chat.completions.create({model: server.modelId, messages: ask, tools: [pattern as OpenAI.Chat.Completions.ChatCompletionFunctionTool], max_tokens: 8, temperature: 0});
+        expect(response.choices[0]!.message.content!.length).toBeGreaterThan(0);
     });
 });

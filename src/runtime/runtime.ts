@@ -4,7 +4,7 @@ import {InvalidRequestError, ModelNotFoundError, NotReadyError, ShuttingDownErro
 import {fitToContext, type ContextOverflowOptions} from "./context-fit.js";
 import {Generation} from "./generation.js";
 import {SlotScheduler} from "./scheduler.js";
-import {MAX_TOP_LOGPROBS, type GenerationRequest, type GenerationStream} from "./types.js";
+import {MAX_TOP_LOGPROBS, type GenerationRequest, type GenerationStream, type ResponseConstraint} from "./types.js";
 import {KvManager, type KvStats} from "../kv/kv-manager.js";
 import {SpillStore} from "../kv/spill-store.js";
 import {lookupDraft} from "../speculative/prompt-lookup.js";
@@ -146,6 +146,11 @@ export class Runtime {
     /** Counts tokens the way a request's input would be counted. */
     countTokens(text: string, modelId?: string): number {
         return this.resolve(modelId).model.tokenize(text).length;
+    }
+
+    /** Compiles (and caches) a constraint ahead of use; rejects as `generate()` would for one it cannot enforce. */
+    async prepareConstraint(constraint: ResponseConstraint, modelId?: string): Promise<void> {
+        await this.resolve(modelId).model.prepareConstraint(constraint);
     }
 
     /** Tokens of `text` (`special`: special-token text parsed, BOS added where the model wants it), with each token's text. */

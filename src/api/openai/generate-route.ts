@@ -6,6 +6,7 @@ import {ChunkFormatter, completionObject, responseObject, type CompletionKind} f
 import {sseResponse, type SsePayload} from "./sse.js";
 import {Answer} from "./answers.js";
 import type {ToolPlan} from "./tools.js";
+import {lazyToolGrammar, withLazyToolGrammar} from "./auto-tools.js";
 
 export interface GenerateRouteOptions {
     kind: CompletionKind;
@@ -20,7 +21,10 @@ export interface GenerateRouteOptions {
 
 /** Runs one generation for an OpenAI endpoint and answers as JSON or as an SSE stream. */
 export async function respondWithGeneration(c: Context, runtime: Runtime, options: GenerateRouteOptions): Promise<Response> {
-    const generation = await runtime.generate(options.request, {signal: c.req.raw.signal});
+    const lazyGrammar = options.tools == null ? undefined : await lazyToolGrammar(runtime, options.request, options.tools);
+    let generation = await runtime.generate(options.request, {signal: c.req.raw.signal});
+    if (lazyGrammar != null)
+        generation = withLazyToolGrammar(runtime, options.request, lazyGrammar, generation, c.req.raw.signal);
     if (needsAnswers(options))
         return respondWithAnswers(c, generation, options);
     if (options.stream) {
