@@ -262,3 +262,14 @@ describe("auto with the call grammar applied lazily", () => {
         expect(response.choices[0]!.message.content!.length).toBeGreaterThan(0);
     });
 });
+
+describe("tools with logprobs", () => {
+    it("a forced call comes back with logprobs null, whatever the temperature", async () => {
+        const completion = await client.chat.completions.create({
+            model: server.modelId, messages: ask, tools: [weather], tool_choice: {type: "function", function: {name: "get_weather"}},
+            logprobs: true, top_logprobs: 2, temperature: 0.8, seed: 1, max_tokens: 200
+        });
+        expect(completion.choices[0]!.finish_reason).toBe("tool_calls");
+        expect(completion.choices[0]!.logprobs).toBeNull();
+    });
+});

@@ -172,7 +172,8 @@ export function chatToGenerationRequest(body: ChatCompletionBody, tools?: ToolPl
         speculative: body.speculative,
         session: body.session,
         n: body.n ?? undefined,
-        logprobs: body.logprobs === true ? {top: body.top_logprobs ?? 0} : undefined
+        // A forced call's answer is tool_calls, which carry no logprobs (as with OpenAI).
+        logprobs: body.logprobs === true && tools?.mode !== "required" ? {top: body.top_logprobs ?? 0} : undefined
     };
 }
 
