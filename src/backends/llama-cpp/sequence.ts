@@ -77,7 +77,8 @@ export class LlamaCppSequence implements BackendSequence {
         input: readonly number[], reused: number, history: number[], sampling: SamplingOptions, top: number,
         constraint: SequenceGenerateOptions["constraint"], slidingWindow: SequenceGenerateOptions["slidingWindow"]
     ): AsyncGenerator<GeneratedToken, void, void> {
-        const options = {...this.evaluateOptions(sampling, history, constraint), temperature: 0, seed: undefined, yieldEogToken: true};
+        // Greedy and untruncated: the whole distribution comes back; truncation and temperature apply here.
+        const options = {...this.evaluateOptions(sampling, history, constraint), temperature: 0, topK: undefined, topP: undefined, minP: undefined, seed: undefined, yieldEogToken: true};
         const shift = slidingWindow == null ? undefined : new SlidingWindowShift(slidingWindow);
         options.contextShift = shift?.options ?? NO_CONTEXT_SHIFT;
         const sample = sampling.temperature > 0 ? createSampler(sampling) : undefined;
@@ -177,7 +178,8 @@ const DEFAULT_TOP_P = 0.95;
  */
 export function createSampler(sampling: SamplingOptions): (probabilities: ReadonlyMap<number, number>) => number {
     const random = sampling.seed == null ? Math.random : mulberry32(sampling.seed);
-    const topK = sampling.topK == null || sampling.topK <= 0 ? DEFAULT_TOP_K : sampling.topK;
+    // As in llama.cpp, top-k 0 keeps every token.
+    const topK = sampling.topK == null ? DEFAULT_TOP_K : sampling.topK <= 0 ? Number.POSITIVE_INFINITY : sampling.topK;
     const topP = sampling.topP ?? DEFAULT_TOP_P;
     const minP = sampling.minP ?? 0;
     return (probabilities) => {
