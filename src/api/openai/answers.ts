@@ -1,6 +1,6 @@
 import type {FinishReason, TokenLogprob} from "../../runtime/types.js";
 import {toChatLogprobs, toCompletionLogprobs, toOpenAIFinishReason, type CompletionKind, type OpenAIFinishReason} from "./format.js";
-import {looksLikeToolCall, parseToolCalls, type ToolPlan} from "./tools.js";
+import {parseToolCalls, toolCallStart, type ToolPlan} from "./tools.js";
 import {ToolCallStreamer} from "./tool-stream.js";
 
 /**
@@ -9,8 +9,8 @@ import {ToolCallStreamer} from "./tool-stream.js";
  * stream (`push`, then `finish`) or for the whole response (`push`, then `choice`).
  *
  * With tools: under `required` the answer is a call (the grammar makes it one); streamed, its
- * deltas go out as `delta.tool_calls` while it is generated. Under `auto`, text whose first
- * non-blank character opens a JSON object or array is held back; at the end a held answer that
+ * deltas go out as `delta.tool_calls` while it is generated. Under `auto`, an answer that starts
+ * like a call (`toolCallStart`) is held back; at the end a held answer that
  * parses as calls of declared tools becomes `tool_calls`, anything else ordinary content.
  */
 export class Answer {
@@ -45,8 +45,9 @@ export class Answer {
         if (this.streamer != null)
             return this.streamer.push(text).map((delta) => ({index: this.index, delta: {tool_calls: [delta]}, logprobs: null, finish_reason: null}));
         if (logprobs != null) this.heldLogprobs.push(...logprobs);
-        if (this.mode === "undecided" && this.held.trim().length > 0) {
-            this.mode = looksLikeToolCall(this.held) ? "tool" : "text";
+        if (this.mode === "undecided") {
+            const start = toolCallStart(this.held);
+            if (start !== "maybe") this.mode = start === "yes" ? "tool" : "text";
             if (this.mode === "text") return this.release();
         }
         return [];

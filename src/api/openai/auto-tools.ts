@@ -1,6 +1,6 @@
 import type {Runtime} from "../../runtime/runtime.js";
 import type {GenerationEvent, GenerationRequest, GenerationStream, ResponseConstraint, Usage} from "../../runtime/types.js";
-import {looksLikeToolCall, toolCallConstraint, type ToolPlan} from "./tools.js";
+import {toolCallConstraint, toolCallStart, type ToolPlan} from "./tools.js";
 
 /**
  * The call grammar for an `auto` request, compiled ahead; undefined when the tools' schemas use
@@ -20,7 +20,8 @@ export async function lazyToolGrammar(runtime: Runtime, request: GenerationReque
 /**
  * `tool_choice: "auto"` with a grammar that only applies once the model starts a call (what
  * llama.cpp calls a lazy grammar, which node-llama-cpp does not offer): the answer is generated
- * freely; if its first non-blank text opens a JSON object or array, that attempt is dropped and
+ * freely; if it starts like a call (a JSON object or array, a `<tool_call>` tag, a ```json fence),
+ * that attempt is dropped and
  * the answer is generated again under the tools' call grammar, from the same prompt (still in
  * the sequence's KV, so only its last token is evaluated again). Free text never pays for a
  * grammar; a call always parses and matches its parameters. Usage counts both attempts.
@@ -47,9 +48,10 @@ export function withLazyToolGrammar(runtime: Runtime, request: GenerationRequest
                 }
                 held.push(event);
                 text += event.text;
-                if (text.trim().length === 0) continue;
+                const start = toolCallStart(text);
+                if (start === "maybe") continue;
                 decided = true;
-                if (!looksLikeToolCall(text)) continue;
+                if (start === "no") continue;
                 dropped = held.reduce((sum, entry) => sum + entry.tokens, 0);
                 break;
             }

@@ -93,19 +93,12 @@ export function toolCallConstraint(plan: ToolPlan): ResponseConstraint | undefin
 
 /**
  * The calls in a generated answer, or undefined when the answer is not a well-formed call of
- * a declared tool (under `auto` that makes it a plain answer).
+ * a declared tool (under `auto` that makes it a plain answer). Calls wrapped the way models
+ * trained on other formats write them (`<tool_call>…</tool_call>`, a ```json fence) count too.
  */
 export function parseToolCalls(text: string, plan: ToolPlan): ParsedToolCall[] | undefined {
-    const trimmed = text.trim();
-    if (!looksLikeToolCall(trimmed)) return undefined;
-    let value: unknown;
-    try {
-        value = JSON.parse(trimmed);
-    } catch {
-        return undefined;
-    }
-    const entries = Array.isArray(value) ? value : [value];
-    if (entries.length === 0) return undefined;
+    const entries = unwrapCalls(text.trim());
+    if (entries == null || entries.length === 0) return undefined;
     const calls: ParsedToolCall[] = [];
     for (const entry of entries) {
         if (entry == null || typeof entry !== "object") return undefined;
@@ -118,10 +111,34 @@ export function parseToolCalls(text: string, plan: ToolPlan): ParsedToolCall[] |
     return calls;
 }
 
-/** Whether text (so far) could be the start of a tool call: it opens a JSON object or array. */
-export function looksLikeToolCall(text: string) {
-    const first = text.trimStart()[0];
-    return first === "{" || first === "[";
+const TOOL_CALL_TAG = /<tool_call>\s*([\s\S]*?)\s*<\/tool_call>/g;
+const JSON_FENCE = /^```(?:json)?\s*([\s\S]*?)\s*```$/;
+
+function unwrapCalls(text: string): unknown[] | undefined {
+    if (text.startsWith("<tool_call>")) {
+        const bodies = [...text.matchAll(TOOL_CALL_TAG)].map((match) => tryParse(match[1]!));
+        if (bodies.length === 0 || bodies.some((body) => body === undefined)) return undefined;
+        return bodies.flatMap((body) => Array.isArray(body) ? body : [body]);
+    }
+    const json = JSON_FENCE.exec(text)?.[1] ?? text;
+    if (!json.startsWith("{") && !json.startsWith("[")) return undefined;
+    const value = tryParse(json);
+    if (value === undefined) return undefined;
+    return Array.isArray(value) ? value : [value];
+}
+
+const CALL_OPENERS = ["{", "[", "<tool_call>", "```json"];
+
+/**
+ * Whether an answer that begins with `text` is starting a tool call: "yes" once it opens a JSON
+ * object or array (or a `<tool_call>` tag or ```json fence), "maybe" while it is blank or could
+ * still become such an opener, "no" otherwise.
+ */
+export function toolCallStart(text: string): "yes" | "no" | "maybe" {
+    const start = text.trimStart();
+    if (start.length === 0) return "maybe";
+    if (CALL_OPENERS.some((opener) => start.startsWith(opener))) return "yes";
+    return CALL_OPENERS.some((opener) => opener.startsWith(start)) ? "maybe" : "no";
 }
 
 function tryParse(text: string): unknown {
