@@ -99,24 +99,30 @@ export interface BackendModel {
     renderCompletion(prompt: string): RenderedPrompt;
     /** Plain tokenization, e.g. to count the tokens of a string. */
     tokenize(text: string): number[];
+    /*
+     * Optional capabilities (a backend without them answers 400 for the endpoints and fields
+     * that need them): token utilities, embeddings, per-token log-probabilities.
+     */
     /**
      * Tokenization for the /tokenize endpoint: `special` parses special-token text (e.g. `<s>`)
      * as those tokens and adds BOS where the model expects one.
      */
-    tokenizeWith(text: string, options: {special: boolean}): number[];
+    tokenizeWith?(text: string, options: {special: boolean}): number[];
     /** Text of `tokens` (special tokens written out when `special`). */
-    detokenize(tokens: readonly number[], special?: boolean): string;
+    detokenize?(tokens: readonly number[], special?: boolean): string;
     /** The text one token stands for in the middle of a text (leading space kept). */
-    tokenText(token: number): string;
+    tokenText?(token: number): string;
     /** The bytes one token stands for (a byte-fallback token is a single byte). */
-    tokenBytes(token: number): Uint8Array;
-    /** Token ids the model knows: 0 ≤ id < vocabularySize. */
-    readonly vocabularySize: number;
+    tokenBytes?(token: number): Uint8Array;
+    /** Token ids the model knows: 0 ≤ id < vocabularySize (0: unknown). */
+    readonly vocabularySize?: number;
     /**
      * Embedding vectors (unnormalised, as the model pools them) of each input, evaluated one
      * after another on an embedding context created at first use and kept.
      */
-    embed(inputs: readonly (string | readonly number[])[], signal?: AbortSignal): Promise<{vectors: number[][]; tokens: number}>;
+    embed?(inputs: readonly (string | readonly number[])[], signal?: AbortSignal): Promise<{vectors: number[][]; tokens: number}>;
+    /** Its sequences honour `SequenceGenerateOptions.logprobs`. */
+    readonly supportsLogprobs?: boolean;
     createDetokenizer(): IncrementalDetokenizer;
     prepareConstraint(constraint: ResponseConstraint): Promise<OutputConstraint>;
     dispose(): Promise<void>;

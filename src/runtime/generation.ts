@@ -281,7 +281,7 @@ class TokenLogprobs {
     private piece(token: number) {
         let piece = this.pieces.get(token);
         if (piece == null) {
-            piece = {token: this.model.tokenText(token), bytes: [...this.model.tokenBytes(token)]};
+            piece = {token: this.model.tokenText?.(token) ?? "", bytes: [...(this.model.tokenBytes?.(token) ?? [])]};
             this.pieces.set(token, piece);
         }
         return piece;

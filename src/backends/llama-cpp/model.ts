@@ -10,6 +10,7 @@ import type {GrammarCache} from "./constraint.js";
 /** A loaded GGUF with one context of `parallel` sequences. */
 export class LlamaCppModel implements BackendModel {
     readonly sequences: readonly LlamaCppSequence[];
+    readonly supportsLogprobs = true;
     private readonly chatWrapper: ChatWrapper;
 
     constructor(
