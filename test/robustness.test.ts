@@ -53,7 +53,7 @@ describe("bad input gets an OpenAI error with the right status", () => {
         ["max_tokens zero", chat({max_tokens: 0}), 400, "max_tokens"],
         ["max_tokens not an integer", chat({max_tokens: 1.5}), 400, "max_tokens"],
         ["stop of the wrong type", chat({stop: 42}), 400, "stop"],
-        ["n > 1", chat({n: 2}), 400, "n"],
+        ["n above the limit", chat({n: 17}), 400, "n"],
         ["image content", chat({messages: [{role: "user", content: [{type: "image_url", image_url: {url: "x"}}]}]}), 400, "messages[0].content[0]"],
         ["bad response_format", chat({response_format: {type: "xml"}}), 400, "response_format.type"],
         ["a schema keyword no grammar can enforce", chat({response_format: {type: "json_schema", json_schema: {name: "x", schema: {type: "string", pattern: "^a$"}}}}), 400, "response_format"],

@@ -6,7 +6,7 @@ import {POWER_LEVELS} from "../power/types.js";
 import {ApiError} from "./openai/errors.js";
 import {readJsonBody} from "./body.js";
 
-const overrideBody = z.object({level: z.enum(POWER_LEVELS).nullable()});
+export const overrideBody = z.object({level: z.enum(POWER_LEVELS).nullable()});
 
 /**
  * `/admin/power`: read the power state, or force a level (apps that know better than the

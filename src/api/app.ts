@@ -6,6 +6,7 @@ import {ApiError, toOpenAIError} from "./openai/errors.js";
 import {openAIRoutes} from "./openai/routes.js";
 import {createMetrics} from "./metrics.js";
 import {adminRoutes} from "./admin.js";
+import {utilityRoutes} from "./utility-routes.js";
 import type {PowerView} from "../power/status.js";
 
 export interface AppOptions {
@@ -40,6 +41,7 @@ export function createApp({runtime, models = singleRuntimeHost(runtime!), maxBod
     app.get("/metrics", async (c) => c.body(await metrics.render(), 200, {"Content-Type": metrics.contentType}));
 
     app.route("/v1", openAIRoutes(models));
+    app.route("/", utilityRoutes(models));
 
     app.notFound((c) => {
         const {status, error} = toOpenAIError(new ApiError(404, `Unknown endpoint: ${c.req.method} ${c.req.path}`, "invalid_request_error", null, "unknown_url"));

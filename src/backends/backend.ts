@@ -110,6 +110,30 @@ export interface BackendModel {
     renderCompletion(prompt: string): RenderedPrompt;
     /** Plain tokenization, e.g. to count the tokens of a string. */
     tokenize(text: string): number[];
+    /*
+     * Optional capabilities (a backend without them answers 400 for the endpoints and fields
+     * that need them): token utilities, embeddings, per-token log-probabilities.
+     */
+    /**
+     * Tokenization for the /tokenize endpoint: `special` parses special-token text (e.g. `<s>`)
+     * as those tokens and adds BOS where the model expects one.
+     */
+    tokenizeWith?(text: string, options: {special: boolean}): number[];
+    /** Text of `tokens` (special tokens written out when `special`). */
+    detokenize?(tokens: readonly number[], special?: boolean): string;
+    /** The text one token stands for in the middle of a text (leading space kept). */
+    tokenText?(token: number): string;
+    /** The bytes one token stands for (a byte-fallback token is a single byte). */
+    tokenBytes?(token: number): Uint8Array;
+    /** Token ids the model knows: 0 ≤ id < vocabularySize (0: unknown). */
+    readonly vocabularySize?: number;
+    /**
+     * Embedding vectors (unnormalised, as the model pools them) of each input, evaluated one
+     * after another on an embedding context created at first use and kept.
+     */
+    embed?(inputs: readonly (string | readonly number[])[], signal?: AbortSignal): Promise<{vectors: number[][]; tokens: number}>;
+    /** Its sequences honour `SequenceGenerateOptions.logprobs`. */
+    readonly supportsLogprobs?: boolean;
     createDetokenizer(): IncrementalDetokenizer;
     prepareConstraint(constraint: ResponseConstraint): Promise<OutputConstraint>;
     dispose(): Promise<void>;
@@ -125,6 +149,8 @@ export interface SequenceGenerateOptions {
      * sequence never shifts: the runtime stops generation before the context is full.
      */
     slidingWindow?: SlidingWindow;
+    /** Report each token's log-probability and this many likeliest alternatives. */
+    logprobs?: {top: number};
 }
 
 export interface BackendSequence {
@@ -158,6 +184,8 @@ export interface GeneratedToken {
     droppedTokens?: number;
     /** Set on the last token of a speculative verification step. */
     speculation?: SpeculationStep;
+    /** With `logprobs`: the token's log-probability (after penalties and grammar, before temperature) and the likeliest alternatives. */
+    logprobs?: {logprob: number; top: {token: number; logprob: number}[]};
 }
 
 /** Turns a token stream into text without splitting multi-byte characters. */

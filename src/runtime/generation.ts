@@ -3,7 +3,7 @@ import type {BackendModel, BackendSequence, OutputConstraint, RenderedPrompt} fr
 import {StopSequenceScanner} from "./stop-sequences.js";
 import {readAhead} from "./read-ahead.js";
 import type {DraftSource} from "../speculative/types.js";
-import type {FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Timings, Usage} from "./types.js";
+import type {FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Timings, TokenAlternative, TokenLogprob, Usage} from "./types.js";
 import type {ContextFit} from "./context-fit.js";
 
 export interface GenerationSetup {
@@ -72,23 +72,80 @@ export class Generation implements GenerationStream {
     }
 
     private async *run(): AsyncGenerator<GenerationEvent> {
+        const {request, prompt, overflow} = this.setup;
+        const count = request.n ?? 1;
+        const finishes: FinishReason[] = [];
+        let generated = 0;
+        let reused = 0;
+        let firstTokenAt = 0;
+        let evaluatedPrompt = 0;
+        try {
+            // Answers run one after another on the same sequence: the second one finds the
+            // prompt in KV (all but its last token) and evaluates only what differs.
+            for (let choice = 0; choice < count; choice++) {
+                const result = yield* this.runChoice(count > 1 ? choice : undefined);
+                finishes.push(result.finishReason);
+                generated += result.generated;
+                evaluatedPrompt += prompt.tokens.length - result.reused;
+                if (choice === 0) {
+                    reused = result.reused;
+                    firstTokenAt = result.firstTokenAt;
+                }
+                if (result.finishReason === "cancelled") break;
+            }
+            const usage: Usage = {
+                promptTokens: prompt.tokens.length,
+                completionTokens: generated,
+                totalTokens: prompt.tokens.length + generated,
+                cachedPromptTokens: reused
+            };
+            if (overflow != null) {
+                usage.truncatedPromptTokens = overflow.truncatedPromptTokens;
+                usage.droppedContextTokens = this.droppedTokens;
+            }
+            const timings = this.timings(generated, reused, firstTokenAt);
+            const done: GenerationEvent = {type: "done", finishReason: finishes.at(-1)!, usage, timings};
+            if (count > 1) {
+                done.choices = finishes;
+                timings.evaluatedPromptTokens = evaluatedPrompt;
+            }
+            yield done;
+        } finally {
+            this.release();
+        }
+    }
+
+    /** One answer: decodes until a stop, and yields its text (tagged with `choice` when there are several). */
+    private async *runChoice(choice: number | undefined): AsyncGenerator<GenerationEvent, {finishReason: FinishReason; generated: number; reused: number; firstTokenAt: number}> {
         const {request, model, sequence, prompt, constraint, tokenLimit, overflow, signal} = this.setup;
         const scanner = new StopSequenceScanner(
             [...request.stop, ...prompt.stopStrings, ...(constraint?.stopStrings ?? [])],
             constraint?.trimTrailingWhitespace ?? false
         );
         const detokenizer = model.createDetokenizer();
-        const tokens = readAhead(sequence.generate(prompt.tokens, {sampling: request.sampling, constraint, slidingWindow: overflow?.window, speculation: this.setup.speculation}));
+        const sampling = choice == null || request.sampling.seed == null ? request.sampling : {...request.sampling, seed: request.sampling.seed + choice};
+        const tokens = readAhead(sequence.generate(prompt.tokens, {
+            sampling,
+            constraint,
+            slidingWindow: overflow?.window,
+            speculation: request.logprobs == null ? this.setup.speculation : undefined,
+            logprobs: request.logprobs
+        }));
+        const logprobs = request.logprobs == null ? undefined : new TokenLogprobs(model);
+        const tagged = (event: GenerationEvent & {type: "delta"}): GenerationEvent => {
+            if (choice != null) event.choice = choice;
+            if (logprobs != null) event.logprobs = logprobs.take();
+            return event;
+        };
 
         let generated = 0;
         let unreportedTokens = 0;
         let reused = 0;
-        let dropped = 0;
         let firstTokenAt = 0;
         let finishReason: FinishReason = "stop";
         let stoppedByString = false;
         try {
-            for await (const {token, reusedPromptTokens, droppedTokens, speculation} of tokens) {
+            for await (const {token, reusedPromptTokens, droppedTokens, speculation, logprobs: tokenLogprobs} of tokens) {
                 if (speculation != null) {
                     this.drafted += speculation.drafted;
                     this.accepted += speculation.accepted;
@@ -97,10 +154,8 @@ export class Generation implements GenerationStream {
                     firstTokenAt = performance.now();
                     reused = reusedPromptTokens;
                 }
-                if (droppedTokens != null) {
-                    dropped += droppedTokens;
+                if (droppedTokens != null)
                     this.droppedTokens += droppedTokens;
-                }
                 if (this.setup.tokensPerSecond?.() != null) await this.pace();
                 // A token decoded after the client cancelled is never sent, so it is not counted either.
                 if (signal?.aborted) {
@@ -109,11 +164,12 @@ export class Generation implements GenerationStream {
                 }
                 generated++;
                 unreportedTokens++;
+                if (tokenLogprobs != null) logprobs?.push(token, tokenLogprobs);
                 const piece = detokenizer.push(token);
                 if (piece.length > 0) {
                     const {text, stopped} = scanner.push(piece);
                     if (text.length > 0) {
-                        yield {type: "delta", text, tokens: unreportedTokens};
+                        yield tagged({type: "delta", text, tokens: unreportedTokens});
                         unreportedTokens = 0;
                     }
                     if (stopped) {
@@ -134,22 +190,11 @@ export class Generation implements GenerationStream {
                 const rest = stopped ? text : text + scanner.finish();
                 if (stopped) finishReason = "stop";
                 if (rest.length > 0 || unreportedTokens > 0)
-                    yield {type: "delta", text: rest, tokens: unreportedTokens};
+                    yield tagged({type: "delta", text: rest, tokens: unreportedTokens});
             }
-            const usage: Usage = {
-                promptTokens: prompt.tokens.length,
-                completionTokens: generated,
-                totalTokens: prompt.tokens.length + generated,
-                cachedPromptTokens: reused
-            };
-            if (overflow != null) {
-                usage.truncatedPromptTokens = overflow.truncatedPromptTokens;
-                usage.droppedContextTokens = dropped;
-            }
-            yield {type: "done", finishReason, usage, timings: this.timings(generated, reused, firstTokenAt)};
+            return {finishReason, generated, reused, firstTokenAt};
         } finally {
             await tokens.return();
-            this.release();
         }
     }
 
@@ -211,4 +256,34 @@ function sleep(ms: number, signal?: AbortSignal) {
         const timer = setTimeout(done, ms);
         signal?.addEventListener("abort", done, {once: true});
     });
+}
+
+/**
+ * Log-probabilities of the tokens decoded since the last delta, with each token's text and
+ * bytes. Token texts are looked up once per token id.
+ */
+class TokenLogprobs {
+    private pending: TokenLogprob[] = [];
+    private readonly pieces = new Map<number, Omit<TokenAlternative, "logprob">>();
+
+    constructor(private readonly model: BackendModel) {}
+
+    push(token: number, {logprob, top}: {logprob: number; top: {token: number; logprob: number}[]}) {
+        this.pending.push({...this.piece(token), logprob, top: top.map((entry) => ({...this.piece(entry.token), logprob: entry.logprob}))});
+    }
+
+    take(): TokenLogprob[] {
+        const taken = this.pending;
+        this.pending = [];
+        return taken;
+    }
+
+    private piece(token: number) {
+        let piece = this.pieces.get(token);
+        if (piece == null) {
+            piece = {token: this.model.tokenText?.(token) ?? "", bytes: [...(this.model.tokenBytes?.(token) ?? [])]};
+            this.pieces.set(token, piece);
+        }
+        return piece;
+    }
 }

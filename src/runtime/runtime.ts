@@ -1,10 +1,10 @@
 import path from "node:path";
 import type {Backend, BackendModel, BackendSequence, LoadModelOptions, ModelDescription} from "../backends/backend.js";
-import {ModelNotFoundError, NotReadyError, ShuttingDownError, ThrottledError} from "./errors.js";
+import {InvalidRequestError, ModelNotFoundError, NotReadyError, ShuttingDownError, ThrottledError} from "./errors.js";
 import {fitToContext, type ContextOverflowOptions} from "./context-fit.js";
 import {Generation} from "./generation.js";
 import {SlotScheduler} from "./scheduler.js";
-import type {GenerationRequest, GenerationStream} from "./types.js";
+import {MAX_TOP_LOGPROBS, type GenerationRequest, type GenerationStream, type ResponseConstraint} from "./types.js";
 import {KvManager, type KvStats} from "../kv/kv-manager.js";
 import {SpillStore} from "../kv/spill-store.js";
 import {lookupDraft} from "../speculative/prompt-lookup.js";
@@ -150,6 +150,54 @@ export class Runtime {
         return this.resolve(modelId).model.tokenize(text).length;
     }
 
+    /** Compiles (and caches) a constraint ahead of use; rejects as `generate()` would for one it cannot enforce. */
+    async prepareConstraint(constraint: ResponseConstraint, modelId?: string): Promise<void> {
+        await this.resolve(modelId).model.prepareConstraint(constraint);
+    }
+
+    /** Tokens of `text` (`special`: special-token text parsed, BOS added where the model wants it), with each token's text. */
+    tokenize(text: string, {special = false, modelId}: {special?: boolean; modelId?: string} = {}) {
+        const model = this.tokenUtilities(modelId);
+        const tokens = model.tokenizeWith(text, {special});
+        // Special tokens (BOS) have no text of their own; their markup stands for them.
+        return {tokens, piece: (token: number) => ({text: model.tokenText(token) || model.detokenize([token], true), bytes: model.tokenBytes(token)})};
+    }
+
+    /** Text of `tokens`; ids outside the vocabulary are refused (llama.cpp would read out of bounds). */
+    detokenize(tokens: readonly number[], modelId?: string): string {
+        const model = this.tokenUtilities(modelId);
+        const bad = tokens.findIndex((token) => !isTokenOf(model.vocabularySize, token));
+        if (bad >= 0)
+            throw new InvalidRequestError(`tokens[${bad}] (${tokens[bad]}) is not a token id of this model (0 to ${model.vocabularySize - 1}).`, "tokens");
+        return model.detokenize(tokens, true);
+    }
+
+    /** Embedding vectors of each input (strings or token ids), evaluated in order; usage counts their tokens. */
+    async embed(inputs: readonly (string | readonly number[])[], {modelId, signal}: {modelId?: string; signal?: AbortSignal} = {}) {
+        const {model} = this.resolve(modelId);
+        if (model.embed == null)
+            throw new InvalidRequestError(`The ${this.backend.name} backend does not compute embeddings.`, "model");
+        if (this.limits.refuse != null)
+            throw new ThrottledError(this.limits.refuse.message, this.limits.refuse.retryAfterSeconds);
+        const size = model.vocabularySize ?? 0;
+        inputs.forEach((input, index) => {
+            if (typeof input !== "string" && !input.every((token) => isTokenOf(size, token)))
+                throw new InvalidRequestError(`input[${index}] holds a token id outside this model's vocabulary (0 to ${size - 1}).`, "input");
+        });
+        return {model: model.description.id, ...(await model.embed(inputs, signal))};
+    }
+
+    private tokenUtilities(modelId: string | undefined) {
+        const {model} = this.resolve(modelId);
+        const {tokenizeWith, detokenize, tokenText, tokenBytes, vocabularySize} = model;
+        if (tokenizeWith == null || detokenize == null || tokenText == null || tokenBytes == null || vocabularySize == null || vocabularySize <= 0)
+            throw new InvalidRequestError(`The ${this.backend.name} backend does not expose its tokenizer.`, "model");
+        return {
+            tokenizeWith: tokenizeWith.bind(model), detokenize: detokenize.bind(model),
+            tokenText: tokenText.bind(model), tokenBytes: tokenBytes.bind(model), vocabularySize
+        };
+    }
+
     /**
      * Validates the request, waits for a free sequence (bounded queue) and returns the stream.
      * Rejects before any event for input errors, a full queue or a prompt that cannot fit.
@@ -173,6 +221,7 @@ export class Runtime {
         }, this.options.contextOverflow);
         const prompt = fit.prompt;
 
+        checkChoicesAndLogprobs(request, model);
         const constraint = request.responseFormat == null ? undefined : await model.prepareConstraint(request.responseFormat);
         const sequence = await scheduler.acquire((free) => kv.choose(free, prompt.tokens, request.session), signal);
         const roomLeft = contextSize - prompt.tokens.length;
@@ -307,4 +356,25 @@ export class Runtime {
             throw new ModelNotFoundError(modelId, [this.loaded.model.description.id]);
         return this.loaded;
     }
+}
+
+/** Most answers one request may ask for (they run one after another on its sequence). */
+export const MAX_CHOICES = 16;
+
+/** Whether `token` is an id of a vocabulary of `size` tokens (an unknown size, 0, refuses all). */
+function isTokenOf(size: number, token: number) {
+    return Number.isInteger(token) && token >= 0 && token < size;
+}
+
+function checkChoicesAndLogprobs(request: GenerationRequest, model: BackendModel) {
+    const n = request.n ?? 1;
+    if (!Number.isInteger(n) || n < 1 || n > MAX_CHOICES)
+        throw new InvalidRequestError(`n must be an integer from 1 to ${MAX_CHOICES}.`, "n");
+    const top = request.logprobs?.top;
+    if (top != null && (!Number.isInteger(top) || top < 0 || top > MAX_TOP_LOGPROBS))
+        throw new InvalidRequestError(`top_logprobs must be an integer from 0 to ${MAX_TOP_LOGPROBS}.`, "top_logprobs");
+    if (request.logprobs != null && model.supportsLogprobs !== true)
+        throw new InvalidRequestError("This model's backend does not report log-probabilities.", "logprobs");
+    if (request.logprobs != null && request.responseFormat != null && request.sampling.temperature > 0)
+        throw new InvalidRequestError("logprobs with a grammar (response_format or tools) need temperature 0.", "logprobs");
 }

@@ -18,7 +18,11 @@ export type GenerationInput =
 /** Structured-output constraint, enforced by a grammar during sampling. */
 export type ResponseConstraint =
     | {type: "json_object"}
-    | {type: "json_schema"; schema: Record<string, unknown>; name?: string};
+    | {
+        type: "json_schema"; schema: Record<string, unknown>; name?: string;
+        /** The request field the schema came from, named in errors (default `response_format`). */
+        param?: string;
+    };
 
 /** Sampling temperature when a request gives none (llama-server and Ollama use 0.8 too). */
 export const DEFAULT_TEMPERATURE = 0.8;
@@ -68,6 +72,29 @@ export interface GenerationRequest {
     speculative?: boolean | "prompt-lookup" | "draft";
     /** Pins a conversation to its cached KV state (X-Session-Id header, `session` field, WS connection). */
     session?: string;
+    /**
+     * Answers to generate from the one prompt (default 1). They run one after another on the
+     * same sequence, so the prompt is evaluated once and its KV reused; with a seed, answer i
+     * samples with seed + i.
+     */
+    n?: number;
+    /** Report each generated token's log-probability and the `top` likeliest alternatives (0–20). */
+    logprobs?: {top: number};
+}
+
+/** Most alternatives a token's log-probabilities list (OpenAI's limit). */
+export const MAX_TOP_LOGPROBS = 20;
+
+export interface TokenAlternative {
+    /** The token's text (may be a partial character for byte-fallback tokens). */
+    token: string;
+    bytes: number[];
+    logprob: number;
+}
+
+/** One generated token's log-probability, with the likeliest tokens at its position. */
+export interface TokenLogprob extends TokenAlternative {
+    top: TokenAlternative[];
 }
 
 export type FinishReason = "stop" | "length" | "cancelled" | "error";
@@ -93,14 +120,26 @@ export interface Timings {
     generationMs: number;
     promptTokensPerSecond: number;
     generationTokensPerSecond: number;
+    /** With `n` > 1: prompt tokens evaluated for all answers together (the later ones reuse the first's KV). */
+    evaluatedPromptTokens?: number;
     /** Speculative decoding: draft tokens verified, and how many of them the target kept. */
     draftTokens?: number;
     draftTokensAccepted?: number;
 }
 
 export type GenerationEvent =
-    | {type: "delta"; text: string; tokens: number}
-    | {type: "done"; finishReason: FinishReason; usage: Usage; timings: Timings};
+    | {
+        type: "delta"; text: string; tokens: number;
+        /** Which answer (with `n` > 1); absent means 0. */
+        choice?: number;
+        /** With `logprobs`: the tokens whose text this delta releases (text held back for stop strings comes later). */
+        logprobs?: TokenLogprob[];
+    }
+    | {
+        type: "done"; finishReason: FinishReason; usage: Usage; timings: Timings;
+        /** With `n` > 1: how each answer ended, by index (`usage` counts them all). */
+        choices?: FinishReason[];
+    };
 
 /**
  * What `Runtime.generate()` resolves to once the request is validated and holds a sequence.

@@ -4,19 +4,23 @@ import {ApiError} from "./errors.js";
 import {respondWithGeneration} from "./generate-route.js";
 import {chatCompletionBody, chatToGenerationRequest, completionBody, completionToGenerationRequest} from "./schemas.js";
 import {readJsonBody} from "../body.js";
+import {planTools} from "./tools.js";
+import {embeddingInputs, embeddingsBody, embeddingsResponse} from "./embeddings.js";
 import type {GenerationRequest} from "../../runtime/types.js";
 
-/** `/v1/chat/completions`, `/v1/completions`, `/v1/models`. */
+/** `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/v1/models`. */
 export function openAIRoutes(runtime: ModelHost) {
     const app = new Hono();
 
     app.post("/chat/completions", async (c) => {
         const body = chatCompletionBody.parse(await readJsonBody(c));
+        const tools = planTools(body.tools, body.tool_choice, body.parallel_tool_calls);
         return respondWithGeneration(c, runtime, {
             kind: "chat",
-            request: withSessionHeader(chatToGenerationRequest(body), c.req.header("x-session-id")),
+            request: withSessionHeader(chatToGenerationRequest(body, tools), c.req.header("x-session-id")),
             stream: body.stream === true,
-            includeUsage: body.stream_options?.include_usage === true
+            includeUsage: body.stream_options?.include_usage === true,
+            tools
         });
     });
 
@@ -30,6 +34,14 @@ export function openAIRoutes(runtime: ModelHost) {
             includeUsage: body.stream_options?.include_usage === true,
             echo: body.echo === true && request.input.kind === "completion" ? request.input.prompt : undefined
         });
+    });
+
+    app.post("/embeddings", async (c) => {
+        const body = embeddingsBody.parse(await readJsonBody(c));
+        const signal = c.req.raw.signal;
+        const {model, vectors, tokens} = await runtime.use(body.model, (engine, selected) =>
+            engine.embed(embeddingInputs(body.input), {modelId: selected.id, signal}), signal);
+        return c.json(embeddingsResponse(body, model, vectors, tokens));
     });
 
     app.get("/models", async (c) => c.json({object: "list", data: (await runtime.listModels()).map(toModelObject)}));

@@ -1,5 +1,6 @@
 import {z} from "zod";
-import {DEFAULT_TEMPERATURE, type ChatMessage, type ContextOverflowPolicy, type GenerationRequest, type ResponseConstraint, type SamplingOptions} from "../../runtime/types.js";
+import {toChatMessages, toolCallConstraint, type ToolPlan} from "./tools.js";
+import {DEFAULT_TEMPERATURE, MAX_TOP_LOGPROBS, type ContextOverflowPolicy, type GenerationRequest, type ResponseConstraint, type SamplingOptions} from "../../runtime/types.js";
 
 /**
  * Request bodies of the OpenAI API, as far as edge-llm implements them. Unknown fields are
@@ -17,11 +18,44 @@ const contentPart = z.union([
     z.object({type: z.string()}).loose().refine(() => false, {message: "only text content parts are supported by this model"})
 ]);
 
+const toolCall = z.object({
+    id: z.string(),
+    type: z.literal("function").optional(),
+    function: z.object({name: z.string(), arguments: z.string()})
+});
+
 const message = z.object({
     role: z.enum(["system", "developer", "user", "assistant", "tool"]),
     content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
-    name: z.string().optional()
+    name: z.string().optional(),
+    /** An assistant turn that called tools. */
+    tool_calls: z.array(toolCall).nullish(),
+    /** A `tool` message answers this call. */
+    tool_call_id: z.string().nullish()
 });
+export type ChatMessageBody = z.infer<typeof message>;
+
+const functionTool = z.object({
+    type: z.literal("function"),
+    function: z.object({
+        name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, {message: "function names are 1 to 64 letters, digits, underscores or dashes"}),
+        description: z.string().optional(),
+        parameters: z.record(z.string(), z.unknown()).optional(),
+        strict: z.boolean().nullish()
+    })
+});
+export type FunctionTool = z.infer<typeof functionTool>;
+
+const toolChoice = z.union([
+    z.enum(["none", "auto", "required"]),
+    z.object({type: z.literal("function"), function: z.object({name: z.string()})})
+]);
+export type ToolChoice = z.infer<typeof toolChoice>;
+
+/** Most answers per request (`n`); they run one after another on one sequence. */
+export const MAX_CHOICES = 16;
+const choices = z.number().int().min(1).max(MAX_CHOICES).nullish();
+const topLogprobs = z.number().int().min(0).max(MAX_TOP_LOGPROBS);
 
 const stop = z.union([z.string(), z.array(z.string()).max(MAX_STOP_STRINGS)]).nullish();
 
@@ -62,12 +96,6 @@ const streamOptions = z.object({include_usage: z.boolean().nullish()}).nullish()
 /** edge-llm extension: overrides the server's context overflow policy for this request. */
 const contextOverflow = z.enum(["error", "truncate", "slide"] satisfies ContextOverflowPolicy[]).nullish();
 
-/** Fields edge-llm does not implement yet: a value that asks for them is rejected. */
-const notYet = {
-    n: z.literal(1, {message: "only n=1 is supported"}).nullish(),
-    logprobs: z.union([z.literal(false), z.null()], {message: "logprobs are not supported yet"}).optional()
-};
-
 export const chatCompletionBody = z.object({
     model: z.string().min(1),
     messages: z.array(message).min(1),
@@ -80,10 +108,30 @@ export const chatCompletionBody = z.object({
     context_overflow: contextOverflow,
     session,
     speculative,
-    tools: z.array(z.unknown()).max(0, {message: "tool calling is not supported yet"}).nullish(),
+    tools: z.array(functionTool).max(128).nullish(),
+    tool_choice: toolChoice.nullish(),
+    parallel_tool_calls: z.boolean().nullish(),
     ...sampling,
-    ...notYet,
-    top_logprobs: z.null().optional()
+    n: choices,
+    logprobs: z.boolean().nullish(),
+    top_logprobs: topLogprobs.nullish()
+}).superRefine((body, context) => {
+    const issue = (path: string, message: string) => context.addIssue({code: "custom", path: [path], message});
+    if (body.top_logprobs != null && body.logprobs !== true)
+        issue("top_logprobs", "top_logprobs needs logprobs: true");
+    const tools = body.tools ?? [];
+    const choice = body.tool_choice;
+    if ((choice === "required" || typeof choice === "object") && tools.length === 0)
+        issue("tool_choice", "tool_choice needs tools");
+    if (typeof choice === "object" && choice != null && !tools.some((tool) => tool.function.name === choice.function.name))
+        issue("tool_choice", `no tool is named '${choice.function.name}'`);
+    if (tools.length > 0 && choice !== "none" && body.response_format != null && body.response_format.type !== "text")
+        issue("response_format", "tools cannot be combined with a JSON response_format");
+    const names = new Set<string>();
+    tools.forEach((tool, index) => {
+        if (names.has(tool.function.name)) context.addIssue({code: "custom", path: ["tools", index, "function", "name"], message: "tool names must be unique"});
+        names.add(tool.function.name);
+    });
 });
 export type ChatCompletionBody = z.infer<typeof chatCompletionBody>;
 
@@ -101,23 +149,31 @@ export const completionBody = z.object({
     session,
     speculative,
     ...sampling,
-    n: notYet.n,
-    best_of: z.literal(1, {message: "only best_of=1 is supported"}).nullish(),
-    logprobs: z.null({message: "logprobs are not supported yet"}).optional()
+    n: choices,
+    best_of: z.number().int().nullish(),
+    /** The legacy form: how many alternatives each token lists (0 = the token's own only). */
+    logprobs: topLogprobs.nullish()
+}).superRefine((body, context) => {
+    if (body.best_of != null && body.best_of !== (body.n ?? 1))
+        context.addIssue({code: "custom", path: ["best_of"], message: "best_of must equal n (answers are not ranked)"});
 });
 export type CompletionBody = z.infer<typeof completionBody>;
 
-export function chatToGenerationRequest(body: ChatCompletionBody): GenerationRequest {
+/** `tools`: what `planTools` made of the body's tools, tool_choice and parallel_tool_calls. */
+export function chatToGenerationRequest(body: ChatCompletionBody, tools?: ToolPlan): GenerationRequest {
     return {
         model: body.model,
-        input: {kind: "chat", messages: body.messages.map(toChatMessage)},
+        input: {kind: "chat", messages: toChatMessages(body.messages, tools)},
         sampling: toSampling(body),
         maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
         stop: toStopList(body.stop),
-        responseFormat: toConstraint(body.response_format),
+        responseFormat: (tools == null ? undefined : toolCallConstraint(tools)) ?? toConstraint(body.response_format),
         contextOverflow: body.context_overflow ?? undefined,
         speculative: body.speculative,
-        session: body.session
+        session: body.session,
+        n: body.n ?? undefined,
+        // A forced call's answer is tool_calls, which carry no logprobs (as with OpenAI).
+        logprobs: body.logprobs === true && tools?.mode !== "required" ? {top: body.top_logprobs ?? 0} : undefined
     };
 }
 
@@ -131,17 +187,10 @@ export function completionToGenerationRequest(body: CompletionBody): GenerationR
         responseFormat: toConstraint(body.response_format),
         contextOverflow: body.context_overflow ?? undefined,
         speculative: body.speculative,
-        session: body.session
+        session: body.session,
+        n: body.n ?? undefined,
+        logprobs: body.logprobs == null ? undefined : {top: body.logprobs}
     };
-}
-
-function toChatMessage(entry: z.infer<typeof message>): ChatMessage {
-    const content = entry.content == null
-        ? ""
-        : typeof entry.content === "string"
-            ? entry.content
-            : entry.content.map((part) => ("text" in part ? String(part.text) : "")).join("");
-    return {role: entry.role, content};
 }
 
 function toSampling(body: {[K in keyof typeof sampling]?: number | null}): SamplingOptions {

@@ -41,13 +41,14 @@ export class GrammarCache {
     private async compile(constraint: ResponseConstraint) {
         if (constraint.type === "json_object")
             return new LlamaOutputConstraint(await this.llama.getGrammarFor("json"));
-        const schema = toGrammarSchema(constraint.schema);
+        const param = constraint.param ?? "response_format";
+        const schema = param === "response_format" ? toGrammarSchema(constraint.schema) : toGrammarSchema(constraint.schema, param, param);
         try {
             return new LlamaOutputConstraint(await this.llama.createGrammarForJsonSchema(schema as never));
         } catch (error) {
             throw new InvalidRequestError(
-                `response_format.json_schema.schema is not supported: ${(error as Error).message}`,
-                "response_format"
+                `${param === "response_format" ? "response_format.json_schema.schema" : param} is not supported: ${(error as Error).message}`,
+                param
             );
         }
     }

@@ -19,9 +19,9 @@ const ENFORCED = new Set([
 const FORMATS = new Set(["date-time", "time", "date"]);
 const TYPES = new Set(["string", "number", "integer", "boolean", "null", "object", "array"]);
 
-export function toGrammarSchema(schema: unknown, path = "response_format.json_schema.schema"): Record<string, unknown> {
+export function toGrammarSchema(schema: unknown, path = "response_format.json_schema.schema", param = "response_format"): Record<string, unknown> {
     if (schema == null || typeof schema !== "object" || Array.isArray(schema))
-        throw unsupported(path, "a schema must be an object");
+        throw unsupported(path, "a schema must be an object", param);
 
     const result: Record<string, unknown> = {};
     for (const [keyword, value] of Object.entries(schema)) {
@@ -31,38 +31,38 @@ export function toGrammarSchema(schema: unknown, path = "response_format.json_sc
         // anyOf needs only one branch to match; a grammar that produces exactly one branch satisfies it.
         const target = keyword === "anyOf" ? "oneOf" : keyword;
         if (!ENFORCED.has(target))
-            throw unsupported(at, `the keyword '${keyword}' cannot be enforced while generating`);
+            throw unsupported(at, `the keyword '${keyword}' cannot be enforced while generating`, param);
 
         switch (target) {
             case "type":
                 for (const type of Array.isArray(value) ? value : [value])
-                    if (!TYPES.has(type as string)) throw unsupported(at, `unknown type ${JSON.stringify(type)}`);
+                    if (!TYPES.has(type as string)) throw unsupported(at, `unknown type ${JSON.stringify(type)}`, param);
                 result.type = value;
                 break;
             case "format":
                 if (!FORMATS.has(value as string))
-                    throw unsupported(at, `format '${String(value)}' is not supported (supported: ${[...FORMATS].join(", ")})`);
+                    throw unsupported(at, `format '${String(value)}' is not supported (supported: ${[...FORMATS].join(", ")})`, param);
                 result.format = value;
                 break;
             case "$ref":
                 if (typeof value !== "string" || !value.startsWith("#/$defs/"))
-                    throw unsupported(at, "only local references of the form #/$defs/NAME are supported");
+                    throw unsupported(at, "only local references of the form #/$defs/NAME are supported", param);
                 result.$ref = value;
                 break;
             case "oneOf":
             case "prefixItems":
-                if (!Array.isArray(value)) throw unsupported(at, "must be an array of schemas");
-                result[target] = value.map((entry, index) => toGrammarSchema(entry, `${at}[${index}]`));
+                if (!Array.isArray(value)) throw unsupported(at, "must be an array of schemas", param);
+                result[target] = value.map((entry, index) => toGrammarSchema(entry, `${at}[${index}]`, param));
                 break;
             case "properties":
             case "$defs":
-                result[target] = mapValues(value, at);
+                result[target] = mapValues(value, at, param);
                 break;
             case "items":
-                result.items = toGrammarSchema(value, at);
+                result.items = toGrammarSchema(value, at, param);
                 break;
             case "additionalProperties":
-                result.additionalProperties = typeof value === "boolean" ? value : toGrammarSchema(value, at);
+                result.additionalProperties = typeof value === "boolean" ? value : toGrammarSchema(value, at, param);
                 break;
             default:
                 result[target] = value;
@@ -71,12 +71,12 @@ export function toGrammarSchema(schema: unknown, path = "response_format.json_sc
     return result;
 }
 
-function mapValues(value: unknown, path: string) {
+function mapValues(value: unknown, path: string, param: string) {
     if (value == null || typeof value !== "object" || Array.isArray(value))
-        throw unsupported(path, "must be an object of schemas");
-    return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, toGrammarSchema(entry, `${path}.${key}`)]));
+        throw unsupported(path, "must be an object of schemas", param);
+    return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, toGrammarSchema(entry, `${path}.${key}`, param)]));
 }
 
-function unsupported(path: string, reason: string) {
-    return new InvalidRequestError(`Unsupported JSON schema at ${path}: ${reason}.`, "response_format");
+function unsupported(path: string, reason: string, param: string) {
+    return new InvalidRequestError(`Unsupported JSON schema at ${path}: ${reason}.`, param);
 }

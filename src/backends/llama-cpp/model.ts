@@ -1,7 +1,8 @@
-import {resolveChatWrapper, SpecialTokensText, type ChatHistoryItem, type ChatWrapper, type LlamaContext, type LlamaModel, type LlamaText} from "node-llama-cpp";
+import {resolveChatWrapper, SpecialTokensText, type ChatHistoryItem, type ChatWrapper, type LlamaContext, type LlamaEmbeddingContext, type LlamaModel, type LlamaText, type Token} from "node-llama-cpp";
 import type {BackendModel, IncrementalDetokenizer, ModelDescription, OutputConstraint, RenderedPrompt} from "../backend.js";
 import type {ChatMessage, ResponseConstraint} from "../../runtime/types.js";
 import {LlamaDetokenizer} from "./detokenizer.js";
+import {InvalidRequestError} from "../../runtime/errors.js";
 import {LlamaCppSequence} from "./sequence.js";
 import {DraftModelSource, vocabularySize} from "./draft-model.js";
 import type {GrammarCache} from "./constraint.js";
@@ -9,6 +10,7 @@ import type {GrammarCache} from "./constraint.js";
 /** A loaded GGUF with one context of `parallel` sequences. */
 export class LlamaCppModel implements BackendModel {
     readonly sequences: readonly LlamaCppSequence[];
+    readonly supportsLogprobs = true;
     private readonly chatWrapper: ChatWrapper;
 
     constructor(
@@ -67,6 +69,75 @@ export class LlamaCppModel implements BackendModel {
         return this.model.tokenize(text);
     }
 
+    tokenizeWith(text: string, {special}: {special: boolean}): number[] {
+        if (!special) return this.model.tokenize(text);
+        const tokens = this.model.tokenize(text, true);
+        if (this.model.tokens.shouldPrependBosToken && this.model.tokens.bos != null && tokens[0] !== this.model.tokens.bos)
+            tokens.unshift(this.model.tokens.bos);
+        return tokens;
+    }
+
+    detokenize(tokens: readonly number[], special = false): string {
+        return this.model.detokenize(tokens as Token[], special);
+    }
+
+    tokenBytes(token: number): Uint8Array {
+        if (this.model.getTokenAttributes(token as Token).byte) {
+            // A byte-fallback token's vocabulary entry reads "<0xHH>".
+            const match = /^<0x([0-9A-Fa-f]{2})>$/.exec(tokenString(this.model, token) ?? "");
+            if (match != null) return Uint8Array.of(Number.parseInt(match[1]!, 16));
+        }
+        return new TextEncoder().encode(this.tokenText(token));
+    }
+
+    tokenText(token: number): string {
+        // After another token, a word-initial token keeps its leading space (alone it loses it).
+        this.plainToken ??= this.model.tokenize("a")[0] ?? (0 as Token);
+        return this.model.detokenize([token as Token], false, [this.plainToken]);
+    }
+
+    private plainToken?: Token;
+
+    get vocabularySize(): number {
+        const metadata = this.model.fileInfo.metadata as unknown as {tokenizer?: {ggml?: {tokens?: readonly unknown[]}}} | undefined;
+        const listed = metadata?.tokenizer?.ggml?.tokens?.length;
+        if (listed != null && listed > 0) return listed;
+        const architecture = (this.model.fileInfo.metadata as unknown as Record<string, {vocab_size?: number}> | undefined)?.[this.description.architecture];
+        return architecture?.vocab_size ?? 0;
+    }
+
+    private embeddingContext?: Promise<LlamaEmbeddingContext>;
+    private embedQueue: Promise<unknown> = Promise.resolve();
+
+    async embed(inputs: readonly (string | readonly number[])[], signal?: AbortSignal) {
+        const contextSize = Math.min(this.model.trainContextSize, this.description.contextSize);
+        this.embeddingContext ??= this.model.createEmbeddingContext({
+            contextSize,
+            threads: this.description.threads
+        });
+        this.embeddingContext.catch(() => (this.embeddingContext = undefined));
+        const context = await this.embeddingContext;
+        // One request's inputs at a time: the embedding context has a single sequence.
+        const run = this.embedQueue.then(async () => {
+            const vectors: number[][] = [];
+            let tokens = 0;
+            for (const input of inputs) {
+                signal?.throwIfAborted();
+                const resolved = typeof input === "string" ? this.model.tokenize(input) : [...input] as Token[];
+                // node-llama-cpp needs one cell to spare.
+                if (resolved.length >= contextSize || resolved.length === 0)
+                    throw new InvalidRequestError(resolved.length === 0
+                        ? `input[${vectors.length}] has no tokens.`
+                        : `input[${vectors.length}] has ${resolved.length} tokens; the embedding context takes at most ${contextSize - 1}.`, "input");
+                tokens += resolved.length;
+                vectors.push([...(await context.getEmbeddingFor(resolved)).vector]);
+            }
+            return {vectors, tokens};
+        });
+        this.embedQueue = run.catch(() => {});
+        return run;
+    }
+
     createDetokenizer(): IncrementalDetokenizer {
         return new LlamaDetokenizer(this.model);
     }
@@ -76,6 +147,7 @@ export class LlamaCppModel implements BackendModel {
     }
 
     async dispose() {
+        await (await this.embeddingContext?.catch(() => undefined))?.dispose();
         await this.draft?.context.dispose();
         await this.draft?.model.dispose();
         await this.context.dispose();
@@ -113,4 +185,10 @@ function textOnlyTrigger(trigger: LlamaText): string[] {
     }
     const text = parts.join("");
     return text.length > 0 ? [text] : [];
+}
+
+/** The vocabulary entry of a token (node-llama-cpp keeps it on its native model object). */
+function tokenString(model: LlamaModel, token: number): string | undefined {
+    const native = (model as unknown as {_model?: {getTokenString?(token: number): string}})._model;
+    return native?.getTokenString?.(token);
 }

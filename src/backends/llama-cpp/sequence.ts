@@ -23,9 +23,13 @@ export class LlamaCppSequence implements BackendSequence {
         return this.sequence.contextTokens;
     }
 
-    async *generate(prompt: readonly number[], {sampling, constraint, slidingWindow, speculation}: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void> {
+    async *generate(prompt: readonly number[], {sampling, constraint, slidingWindow, speculation, logprobs}: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void> {
         const reused = await this.reuseCachedPrefix(prompt);
         const history = [...prompt];
+        if (logprobs != null) {
+            yield* this.generateWithLogprobs(prompt.slice(reused), reused, history, sampling, logprobs.top, constraint, slidingWindow);
+            return;
+        }
         if (speculation != null && canSpeculate(sampling, constraint, slidingWindow)) {
             const plain = {...this.evaluateOptions(sampling, history, constraint), contextShift: NO_CONTEXT_SHIFT};
             let first = true;
@@ -56,6 +60,55 @@ export class LlamaCppSequence implements BackendSequence {
                 generated.reusedPromptTokens = reused;
             }
             yield generated;
+        }
+    }
+
+    /**
+     * The decode loop with probabilities. llama.cpp reports the distribution after the whole
+     * sampler chain, which at a temperature above 0 has collapsed to the one sampled token; so
+     * this asks node-llama-cpp for the greedy step (the full distribution after penalties and
+     * grammar) and samples from it here with the request's temperature, top-k, top-p, min-p and
+     * seed, handing the chosen token back as the next input. Slower than the plain loop (a
+     * vocabulary-sized map per token), so only requests asking for logprobs take it. Under a
+     * grammar the native sampler has already advanced the grammar with its own pick, so the
+     * runtime allows only greedy sampling with grammars here.
+     */
+    private async *generateWithLogprobs(
+        input: readonly number[], reused: number, history: number[], sampling: SamplingOptions, top: number,
+        constraint: SequenceGenerateOptions["constraint"], slidingWindow: SequenceGenerateOptions["slidingWindow"]
+    ): AsyncGenerator<GeneratedToken, void, void> {
+        // Greedy and untruncated: the whole distribution comes back; truncation and temperature apply here.
+        const options = {...this.evaluateOptions(sampling, history, constraint), temperature: 0, topK: undefined, topP: undefined, minP: undefined, seed: undefined, yieldEogToken: true};
+        const shift = slidingWindow == null ? undefined : new SlidingWindowShift(slidingWindow);
+        options.contextShift = shift?.options ?? NO_CONTEXT_SHIFT;
+        const sample = sampling.temperature > 0 ? createSampler(sampling) : undefined;
+        const steps = this.sequence.evaluateWithMetadata(input as Token[], {probabilities: true}, options);
+        let first = true;
+        try {
+            let step = await steps.next();
+            while (step.done !== true) {
+                const {token: greedy, probabilities} = step.value;
+                const token = sample?.(probabilities) ?? greedy;
+                if (this.model.isEogToken(token as Token)) return;
+                history.push(token);
+                if (history.length >= 2 * HISTORY_TRIM) history.splice(0, HISTORY_TRIM);
+                const alternatives: {token: number; logprob: number}[] = [];
+                for (const [candidate, probability] of probabilities) {
+                    if (alternatives.length >= top) break;
+                    alternatives.push({token: candidate, logprob: toLogprob(probability)});
+                }
+                const generated: GeneratedToken = {token, logprobs: {logprob: toLogprob(probabilities.get(token as Token) ?? 0), top: alternatives}};
+                const dropped = shift?.takeDropped() ?? 0;
+                if (dropped > 0) generated.droppedTokens = dropped;
+                if (first) {
+                    first = false;
+                    generated.reusedPromptTokens = reused;
+                }
+                yield generated;
+                step = await steps.next(token as Token);
+            }
+        } finally {
+            await steps.return();
         }
     }
 
@@ -113,6 +166,57 @@ export class LlamaCppSequence implements BackendSequence {
             options.grammarEvaluationState = new LlamaGrammarEvaluationState({model: this.model, grammar: constraint.grammar});
         return options;
     }
+}
+
+/** node-llama-cpp's sampling defaults, so a request samples alike with or without logprobs. */
+const DEFAULT_TOP_K = 40;
+const DEFAULT_TOP_P = 0.95;
+
+/**
+ * Samples from a probability map sorted from likeliest down, in llama.cpp's order: top-k,
+ * top-p, min-p, then temperature. Seeded requests draw from their own random stream.
+ */
+export function createSampler(sampling: SamplingOptions): (probabilities: ReadonlyMap<number, number>) => number {
+    const random = sampling.seed == null ? Math.random : mulberry32(sampling.seed);
+    // As in llama.cpp, top-k 0 keeps every token.
+    const topK = sampling.topK == null ? DEFAULT_TOP_K : sampling.topK <= 0 ? Number.POSITIVE_INFINITY : sampling.topK;
+    const topP = sampling.topP ?? DEFAULT_TOP_P;
+    const minP = sampling.minP ?? 0;
+    return (probabilities) => {
+        const kept: [number, number][] = [];
+        let mass = 0;
+        let highest = 0;
+        for (const [token, probability] of probabilities) {
+            if (kept.length >= topK || probability <= 0) break;
+            if (kept.length === 0) highest = probability;
+            else if (mass >= topP || probability < minP * highest) break;
+            kept.push([token, probability]);
+            mass += probability;
+        }
+        const weights = kept.map(([, probability]) => Math.pow(probability / highest, 1 / sampling.temperature));
+        let draw = random() * weights.reduce((sum, weight) => sum + weight, 0);
+        for (let index = 0; index < kept.length; index++) {
+            draw -= weights[index]!;
+            if (draw <= 0) return kept[index]![0];
+        }
+        return kept.at(-1)![0];
+    };
+}
+
+/** OpenAI writes -9999 for a token with no probability at all (JSON has no -Infinity). */
+function toLogprob(probability: number) {
+    return probability > 0 ? Math.max(Math.log(probability), -9999) : -9999;
+}
+
+function mulberry32(seed: number) {
+    let state = seed >>> 0;
+    return () => {
+        state = (state + 0x6D2B79F5) >>> 0;
+        let t = state;
+        t = Math.imul(t ^ (t >>> 15), t | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
 }
 
 /**
