@@ -4,7 +4,7 @@ import path from "node:path";
 import {getLlama, readGgufFileInfo, type Llama, type LlamaContext, type LlamaModel, type Token} from "node-llama-cpp";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {writeDeepTarget, writeDeepTargetFixtures, type DeepTargetFixtures} from "../scripts/fixtures/deep-target.js";
-import {testModelPath} from "./helpers/model.js";
+import {isStories260K, testModelPath} from "./helpers/model.js";
 
 type Loaded = {model: LlamaModel; context: LlamaContext};
 
@@ -50,7 +50,7 @@ async function greedy({model, context}: Loaded, count = 64, prompt = "Once upon 
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-describe("deep-target fixtures", () => {
+describe.skipIf(!isStories260K)("deep-target fixtures", () => {
     it("appends 15 layers to stories260K's 5", async () => {
         const info = await readGgufFileInfo(fixtures.deep, {logWarnings: false});
         expect(info.architectureMetadata.block_count).toBe(20);

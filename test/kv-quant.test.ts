@@ -2,7 +2,7 @@ import {rm} from "node:fs/promises";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {LlamaCppBackend} from "../src/backends/llama-cpp/backend.js";
 import {Runtime} from "../src/runtime/runtime.js";
-import {testModelPath} from "./helpers/model.js";
+import {isStories260K, testModelPath} from "./helpers/model.js";
 import {writeRegroupedModel} from "./helpers/regrouped-model.js";
 import {startTestServer} from "./helpers/server.js";
 
@@ -32,7 +32,7 @@ async function load(path: string, kvCacheType: "f16" | "q8_0" | "q4_0", policy?:
     }
 }
 
-describe("kvCacheType", () => {
+describe.skipIf(!isStories260K)("kvCacheType", () => {
     it("f16 by default, with its size per token in the description (/health)", async () => {
         const server = await startTestServer({parallel: 1});
         try {

@@ -8,7 +8,7 @@ import path from "node:path";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {DOWNLOADS_DIR, PullError, pullModel} from "../src/models/pull.js";
 import {FileServer} from "./helpers/file-server.js";
-import {repoRoot, testModelPath} from "./helpers/model.js";
+import {isStories260K, repoRoot, testModelPath} from "./helpers/model.js";
 
 /**
  * `edge-llm pull` with node-llama-cpp's real downloader against a loopback HTTP server that
@@ -151,7 +151,7 @@ function runCli(args: string[]) {
 }
 
 describe("edge-llm pull / models inspect / models rm", () => {
-    it("pulls a catalog model by name, inspects it with a memory estimate and deletes it", async () => {
+    it.skipIf(!isStories260K)("pulls a catalog model by name, inspects it with a memory estimate and deletes it", async () => {
         const dir = await mkdtemp(path.join(tmp, "cli-"));
         await writeFile(path.join(dir, "catalog.json"), JSON.stringify({
             default: "tiny",

@@ -184,14 +184,14 @@ describe("WebSocket API /v1/ws", () => {
 
     it("cancel stops a running request: done with cancelled, and its sequence is free", async () => {
         const client = await Client.open();
-        client.send({type: "chat", id: "long", body: chatBody("Tell me a long story.", {max_tokens: 450})});
+        client.send({type: "chat", id: "long", body: chatBody("Tell me a long story.", {max_tokens: 400})});
         await client.next((frame) => frame.type === "delta" && frame.id === "long");
         client.send({type: "cancel", id: "long"});
         const done = await client.end("long") as DoneFrame;
 
         expect(done.type).toBe("done");
         expect(done.finish_reason).toBe("cancelled");
-        expect(done.usage.completion_tokens).toBeLessThan(450);
+        expect(done.usage.completion_tokens).toBeLessThan(400);
         // The sequence is given back before `done` goes out.
         const slots = server.runtime.health().slots!;
         expect(slots.free).toBe(slots.total);
@@ -200,7 +200,7 @@ describe("WebSocket API /v1/ws", () => {
 
     it("cancel of a queued request ends it with done/cancelled and zero completion tokens", async () => {
         const client = await Client.open();
-        const body = chatBody("Tell me a long story.", {max_tokens: 450});
+        const body = chatBody("Tell me a long story.", {max_tokens: 400});
         for (const id of ["q1", "q2", "q3"])
             client.send({type: "chat", id, body});
         await client.next((frame) => frame.type === "delta");
@@ -321,9 +321,9 @@ describe("WebSocket API /v1/ws", () => {
 
     it("closing the socket mid-stream cancels its requests and frees their sequences", async () => {
         const client = await Client.open();
-        const body = chatBody("Tell me a long story.", {max_tokens: 450});
+        const body = chatBody("Tell me a long story.", {max_tokens: 400});
         client.send({type: "chat", id: "c1", body});
-        client.send({type: "completion", id: "c2", body: completionBody("Once upon a time", {max_tokens: 450})});
+        client.send({type: "completion", id: "c2", body: completionBody("Once upon a time", {max_tokens: 400})});
         client.send({type: "chat", id: "c3", body});
         await client.until(() => client.deltas("c1").length > 0 && client.deltas("c2").length > 0 ? true : undefined);
         expect(server.runtime.health().slots!.free).toBe(0);
@@ -351,7 +351,7 @@ describe("WebSocket API shutdown", () => {
         await new Promise((resolve) => socket.once("open", resolve));
         const closed = new Promise<number>((resolve) => socket.once("close", (code) => resolve(code)));
         const firstDelta = new Promise((resolve) => socket.once("message", resolve));
-        socket.send(JSON.stringify({type: "completion", id: "s", body: completionBody("Once upon a time", {max_tokens: 450})}));
+        socket.send(JSON.stringify({type: "completion", id: "s", body: completionBody("Once upon a time", {max_tokens: 400})}));
         await firstDelta;
         expect(own.runtime.activeGenerations).toBe(1);
         await own.stop();

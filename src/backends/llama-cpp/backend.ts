@@ -6,6 +6,7 @@ import {chooseThreads, type ThreadChoice} from "./threads.js";
 import {describeTuning, machineKey, measureThreadCounts, pickThreads, threadCandidates, ThreadTuningCache} from "./thread-tuning.js";
 import {GrammarCache} from "./constraint.js";
 import {LlamaCppModel} from "./model.js";
+import {resolveChatWrapperOffThread} from "./chat-wrapper.js";
 import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeError, readKvShape} from "./kv-cache.js";
 import {assertReadableGguf} from "../../models/gguf-check.js";
 import {modelFingerprint} from "../../models/fingerprint.js";
@@ -167,7 +168,7 @@ export class LlamaCppBackend implements Backend {
             };
             const draft = options.draftPath == null ? undefined : await this.loadDraft(model, options, context.contextSize, threads.threads);
             if (draft != null) description.draftModel = path.resolve(options.draftPath!);
-            const loaded = new LlamaCppModel(description, model, context, this.grammars, draft);
+            const loaded = new LlamaCppModel(description, model, context, this.grammars, await resolveChatWrapperOffThread(model, options.path), draft);
             description.chatTemplate = loaded.chatTemplateName;
             return loaded;
         } catch (error) {

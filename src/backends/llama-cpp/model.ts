@@ -1,4 +1,4 @@
-import {resolveChatWrapper, SpecialTokensText, type ChatHistoryItem, type ChatWrapper, type LlamaContext, type LlamaEmbeddingContext, type LlamaModel, type LlamaText, type Token} from "node-llama-cpp";
+import {SpecialTokensText, type ChatHistoryItem, type ChatWrapper, type LlamaContext, type LlamaEmbeddingContext, type LlamaModel, type LlamaText, type Token} from "node-llama-cpp";
 import type {BackendModel, IncrementalDetokenizer, ModelDescription, OutputConstraint, RenderedPrompt} from "../backend.js";
 import type {ChatMessage, ResponseConstraint} from "../../runtime/types.js";
 import {LlamaDetokenizer} from "./detokenizer.js";
@@ -11,20 +11,20 @@ import type {GrammarCache} from "./constraint.js";
 export class LlamaCppModel implements BackendModel {
     readonly sequences: readonly LlamaCppSequence[];
     readonly supportsLogprobs = true;
-    private readonly chatWrapper: ChatWrapper;
 
     constructor(
         readonly description: ModelDescription,
         private readonly model: LlamaModel,
         private readonly context: LlamaContext,
         private readonly grammars: GrammarCache,
+        /** Resolved by the backend off the event loop (chat-wrapper.ts). */
+        private readonly chatWrapper: ChatWrapper,
         private readonly draft?: {model: LlamaModel; context: LlamaContext}
     ) {
         this.sequences = Array.from({length: context.totalSequences}, (_, index) =>
             new LlamaCppSequence(index, context.getSequence({contextShift: {strategy: "eraseBeginning"}}), model,
                 draft == null ? undefined : new DraftModelSource(draft.context.getSequence(), vocabularySize(draft.model)))
         );
-        this.chatWrapper = resolveChatWrapper(model);
     }
 
     get chatTemplateName() {
