@@ -19,7 +19,7 @@ class Cli {
     private readonly listeners = new Set<() => void>();
 
     constructor(args: string[], env: Record<string, string> = {}) {
-        const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_")));
+        const baseEnv = {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_NATIVE_BUILD: "off"};
         this.child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), ...args], {
             cwd: repoRoot,
             env: {...baseEnv, ...env}

@@ -154,7 +154,7 @@ describe("MLX backend (fake @mlx-node/lm)", () => {
 
     it("edge-llm serve --backend mlx says it needs Apple Silicon on this machine", async () => {
         if (process.platform === "darwin" && process.arch === "arm64") return;
-        const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_")));
+        const baseEnv = {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_NATIVE_BUILD: "off"};
         const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", "--backend", "mlx", "--model", modelDir, "--port", "0"], {cwd: repoRoot, env: baseEnv});
         let stderr = "";
         child.stderr.setEncoding("utf8").on("data", (text: string) => { stderr += text; });

@@ -346,7 +346,7 @@ describe("a request that stops waiting for room", () => {
 
 describe("edge-llm serve", () => {
     it("serves every model of the models folder, loading and replacing them as requests name them", async () => {
-        const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_")));
+        const env = {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_NATIVE_BUILD: "off"};
         const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", "--models-dir", dir,
             "--model", path.join(dir, "alpha.gguf"), "--port", "0", "--parallel", "1", "--ctx-size", "256", "--max-loaded-models", "1"],
         {cwd: repoRoot, env: {...env, EDGE_LLM_POWER: "false"}});

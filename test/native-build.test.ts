@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 function run(args: string[], env: Record<string, string> = {}) {
-    const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_") && !key.startsWith("NODE_LLAMA_CPP_")));
+    const baseEnv = {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_") && !key.startsWith("NODE_LLAMA_CPP_"))), EDGE_LLM_NATIVE_BUILD: "off"};
     const child = spawn(process.execPath, ["--import", "tsx", ...args], {cwd: repoRoot, env: {...baseEnv, ...env}});
     let stdout = "";
     let stderr = "";

@@ -141,7 +141,7 @@ describe("pull", () => {
 });
 
 function runCli(args: string[]) {
-    const baseEnv = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_")));
+    const baseEnv = {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_NATIVE_BUILD: "off"};
     const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), ...args], {cwd: repoRoot, env: baseEnv});
     let stdout = "";
     let stderr = "";
