@@ -41,6 +41,8 @@ export interface LoadModelOptions {
     /** A small model with the same tokenizer that drafts tokens for speculative decoding. */
     draftPath?: string;
     signal?: AbortSignal;
+    /** Refuse a model whose estimated memory exceeds the free memory, before loading it. Default true. */
+    checkMemory?: boolean;
 }
 
 /** KV cache element types: quantized ones take about half (q8_0) or a quarter (q4_0) of f16's memory. */

@@ -3,7 +3,8 @@ import type {Command} from "commander";
 import {startServer} from "../api/server.js";
 import type {LoadModelOptions} from "../backends/backend.js";
 import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
-import {loadSettings} from "../config/load.js";
+import {loadSettings, SettingsError} from "../config/load.js";
+import {accessFromSettings} from "../api/security/from-settings.js";
 import type {Settings} from "../config/schema.js";
 import {createLogger, type Logger} from "../logger.js";
 import {resolveModel} from "../models/default-model.js";
@@ -28,10 +29,17 @@ interface ServeFlags {
     logLevel?: string;
     draft?: string;
     speculation?: string;
+    apiKeyFile?: string;
+    insecurePublic?: boolean;
+    corsOrigin?: string;
+    rateLimit?: string;
+    shutdownGrace?: string;
+    maxBodyBytes?: string;
+    maxWsFrameBytes?: string;
 }
 
-/** Seconds a clean shutdown may take before the process exits anyway. */
-const SHUTDOWN_GRACE_SECONDS = 10;
+/** Seconds a shutdown may take past its grace period (persisting sessions, freeing the model) before the process exits anyway. */
+const SHUTDOWN_CLEANUP_SECONDS = 15;
 
 export function registerServe(program: Command) {
     program.command("serve")
@@ -49,6 +57,13 @@ export function registerServe(program: Command) {
         .option("--gpu <mode>", "auto (Metal, CUDA or Vulkan when present) or cpu")
         .option("--draft <path>", "small model with the same tokenizer, drafting for speculative decoding")
         .option("--speculation <mode>", "draft, prompt-lookup or off (default: draft with --draft, else off)")
+        .option("--api-key-file <file>", "file of API keys, one per line; clients send 'Authorization: Bearer <key>' (also EDGE_LLM_API_KEYS=k1,k2)")
+        .option("--insecure-public", "allow listening on a non-loopback address without API keys")
+        .option("--cors-origin <origins>", "browser origins allowed to call the API, comma-separated, or * (default: none)")
+        .option("--rate-limit <per-minute>", "requests per minute per API key (or address) on /v1 and the WebSocket (default: no limit)")
+        .option("--shutdown-grace <seconds>", "on SIGTERM/SIGINT, time streams in flight get to finish (default 10)")
+        .option("--max-body-bytes <bytes>", "largest accepted HTTP request body (default 4 MiB)")
+        .option("--max-ws-frame-bytes <bytes>", "largest accepted WebSocket frame (default 1 MiB)")
         .option("--config <file>", "config file (default ./hono.config.ts)")
         .option("--log-level <level>", "trace, debug, info, warn, error or silent")
         .action((flags: ServeFlags) => serve(flags));
@@ -60,8 +75,14 @@ async function serve(flags: ServeFlags) {
         flags: {
             model: flags.model, host: flags.host, port: flags.port, threads: flags.threads, parallel: flags.parallel,
             ctxSize: flags.ctxSize, modelAlias: flags.alias, modelsDir: flags.modelsDir, gpu: flags.gpu, logLevel: flags.logLevel,
-            contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType, draft: flags.draft, speculation: flags.speculation
+            contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType, draft: flags.draft, speculation: flags.speculation,
+            apiKeyFile: flags.apiKeyFile, insecurePublic: flags.insecurePublic, corsOrigins: flags.corsOrigin,
+            rateLimitPerMinute: flags.rateLimit, shutdownGraceSeconds: flags.shutdownGrace,
+            maxBodyBytes: flags.maxBodyBytes, maxWsFrameBytes: flags.maxWsFrameBytes
         }
+    });
+    const access = await accessFromSettings(settings).catch((error: unknown) => {
+        throw new SettingsError((error as Error).message);
     });
     const logger = createLogger(settings.logLevel);
     const model = await resolveModel({
@@ -82,9 +103,11 @@ async function serve(flags: ServeFlags) {
         maxWsFrameBytes: settings.maxWsFrameBytes,
         power,
         adminToken: settings.adminToken,
-        logger
+        logger,
+        access
     });
-    logger.info({url: server.url, model: model.path}, `listening on ${server.url}, loading ${model.path}`);
+    logger.info({url: server.url, model: model.path, apiKeys: access.apiKeys?.size ?? 0, corsOrigins: access.corsOrigins},
+        `listening on ${server.url}, loading ${model.path}` + (access.requiresKey ? " (API key required)" : ""));
 
     const loadController = new AbortController();
     const loading = runtime.load(modelLoadOptions(settings, model.path, loadController.signal));
@@ -95,17 +118,21 @@ async function serve(flags: ServeFlags) {
             process.exit(1);
         }
         shuttingDown = true;
-        logger.info(`${signal}: shutting down`);
+        const graceSeconds = settings.shutdownGraceSeconds;
+        logger.info(`${signal}: shutting down; streams in flight get ${graceSeconds} s to finish`);
         loadController.abort();
         setTimeout(() => {
-            logger.error(`shutdown took longer than ${SHUTDOWN_GRACE_SECONDS} s; exiting`);
+            logger.error(`shutdown took longer than ${graceSeconds + SHUTDOWN_CLEANUP_SECONDS} s; exiting`);
             process.exit(1);
-        }, SHUTDOWN_GRACE_SECONDS * 1000).unref();
+        }, (graceSeconds + SHUTDOWN_CLEANUP_SECONDS) * 1000).unref();
         void (async () => {
             power?.stop();
-            await server.close();
+            // No new connections; requests on open ones get 503 from the runtime.
+            server.stopAccepting();
             await loading.catch(() => {});
-            await runtime.dispose();
+            // Streams finish, or are ended as cancelled at the deadline (a final chunk, a `done` frame); sessions persist.
+            await runtime.dispose({graceMs: graceSeconds * 1000});
+            await server.close();
         })().then(
             () => process.exit(0),
             (error: unknown) => {
@@ -122,10 +149,11 @@ async function serve(flags: ServeFlags) {
         description = await loading;
     } catch (error) {
         if (shuttingDown) return;
-        logger.error({model: model.path}, `Cannot load model ${model.path}: ${(error as Error).message}`);
-        await server.close().catch(() => {});
-        await runtime.dispose().catch(() => {});
-        process.exit(1);
+        // The server stays up: /health reports the failure (503) and requests get 503 with the reason,
+        // so a supervisor or a user sees why instead of a process that keeps restarting.
+        logger.error({model: model.path}, `Cannot load model ${model.path}: ${(error as Error).message}. ` +
+            `Serving errors until restarted with a working model.`);
+        return;
     }
     if (shuttingDown) return;
     // Thread limits are relative to the model's own count, known only now.
@@ -194,6 +222,7 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
         kvCacheType: settings.kvCacheType,
         flashAttention: settings.flashAttention,
         draftPath: settings.draft,
+        checkMemory: settings.checkModelMemory,
         signal
     };
 }

@@ -7,6 +7,7 @@ import {GrammarCache} from "./constraint.js";
 import {LlamaCppModel} from "./model.js";
 import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeError, readKvShape} from "./kv-cache.js";
 import {assertReadableGguf} from "../../models/gguf-check.js";
+import {preflightModel} from "./preflight.js";
 import {modelFingerprint} from "../../models/fingerprint.js";
 import {assertCompatibleDraft} from "./draft-model.js";
 
@@ -50,7 +51,7 @@ export class LlamaCppBackend implements Backend {
     }
 
     async loadModel(options: LoadModelOptions): Promise<BackendModel> {
-        await assertReadableGguf(options.path);
+        await preflightModel(options.path, this.llama, {checkMemory: options.checkMemory});
         const fileSizeBytes = (await stat(options.path)).size;
         const onGpu = this.llama.gpu !== false;
         const threads = chooseThreads({
