@@ -27,7 +27,7 @@ afterAll(async () => {
     await limited?.stop();
 });
 
-const body = {model: "stories260K", messages: [{role: "user", content: "Hi"}], max_tokens: 2};
+const body = {model: "stories260K", messages: [{role: "user" as const, content: "Hi"}], max_tokens: 2};
 
 function post(target: TestServer, path: string, payload: unknown, headers: Record<string, string> = {}) {
     return fetch(`${target.url}${path}`, {method: "POST", headers: {"content-type": "application/json", ...headers}, body: JSON.stringify(payload)});

@@ -97,6 +97,7 @@ export class Runtime {
 
     async load(options: LoadModelOptions): Promise<ModelDescription> {
         this.status = "loading";
+        this.loadError = undefined;
         try {
             const model = await this.backend.loadModel(options);
             if (this.options.contextOverflow?.policy === "slide" && !model.description.canShiftContext) {
