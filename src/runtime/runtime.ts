@@ -185,6 +185,14 @@ export class Runtime {
             scheduler.release(sequence);
             throw error;
         }
+        // The client may have gone while the sequence was prepared. (A Generation built with an
+        // aborted signal releases from inside its constructor, before `generation` below exists:
+        // that threw, and the sequence was never given back — found by the disconnect storm test.)
+        if (signal?.aborted) {
+            kv.release(sequence);
+            scheduler.release(sequence);
+            throw signal.reason;
+        }
         const generation: Generation = new Generation({
             request,
             model,
