@@ -6,6 +6,7 @@
  *
  *   npx tsx scripts/soak.ts                       # 10 minutes against a server it starts
  *   npx tsx scripts/soak.ts --duration 60 --interval 10
+ *   npx tsx scripts/soak.ts --no-kv-spill              # the started server without the KV disk tier
  *   npx tsx scripts/soak.ts --url http://127.0.0.1:8080 --model my-model --api-key KEY
  */
 import {parseArgs} from "node:util";
@@ -25,6 +26,8 @@ const {values} = parseArgs({
         url: {type: "string"},
         model: {type: "string"},
         "api-key": {type: "string"},
+        /** Runs the started server without the KV disk tier (to tell its cost from the rest). */
+        "no-kv-spill": {type: "boolean", default: false},
         json: {type: "boolean", default: false}
     }
 });
@@ -41,7 +44,7 @@ let model = values.model ?? "default";
 if (url == null) {
     const modelPath = values.model ?? process.env.EDGE_LLM_TEST_MODEL ?? path.join(repoRoot, "../shared/models/stories260K.gguf");
     if (!existsSync(modelPath)) throw new Error(`no model at ${modelPath}; pass --model or --url`);
-    server = await startServeProcess(["--model", modelPath, "--parallel", "4", "--ctx-size", "512"]);
+    server = await startServeProcess(["--model", modelPath, "--parallel", "4", "--ctx-size", "512"], values["no-kv-spill"] ? {EDGE_LLM_KV_SPILL: "false"} : {});
     url = server.url;
     model = "default";
 }

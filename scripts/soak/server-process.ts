@@ -1,4 +1,6 @@
 import {spawn, type ChildProcessWithoutNullStreams} from "node:child_process";
+import {mkdtempSync, rmSync} from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import {fileURLToPath} from "node:url";
 
@@ -7,15 +9,19 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../
 export interface ServeProcess {
     url: string;
     child: ChildProcessWithoutNullStreams;
-    /** SIGTERM, then resolves with the exit code. */
+    /** SIGTERM, then resolves with the exit code (the KV spill folder is removed). */
     stop(): Promise<number | null>;
 }
 
-/** `edge-llm serve` in its own process, as users run it; resolves once the model is loaded. */
+/**
+ * `edge-llm serve` in its own process, as users run it, with its KV spill folder in a temporary
+ * directory; resolves once the model is loaded.
+ */
 export async function startServeProcess(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
+    const spillDir = mkdtempSync(path.join(os.tmpdir(), "edge-llm-soak-kv-"));
     const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", "--port", "0", ...args], {
         cwd: repoRoot,
-        env: {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), ...env}
+        env: {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_KV_SPILL_DIR: spillDir, ...env}
     });
     let stderr = "";
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
@@ -37,7 +43,9 @@ export async function startServeProcess(args: string[], env: Record<string, stri
         child,
         async stop() {
             child.kill("SIGTERM");
-            return exited;
+            const code = await exited;
+            rmSync(spillDir, {recursive: true, force: true});
+            return code;
         }
     };
 }

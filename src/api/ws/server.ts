@@ -1,4 +1,4 @@
-import type {IncomingMessage, Server} from "node:http";
+import {STATUS_CODES, type IncomingMessage, type Server} from "node:http";
 import type {Duplex} from "node:stream";
 import {WebSocket, WebSocketServer} from "ws";
 import type {Logger} from "../../logger.js";
@@ -183,7 +183,7 @@ function rejectUpgradeWithError(socket: Duplex, error: unknown) {
     const retryAfter = mapped.retryAfter == null ? "" : `Retry-After: ${mapped.retryAfter}\r\n`;
     const challenge = mapped.status === 401 ? "WWW-Authenticate: Bearer\r\n" : "";
     socket.end(
-        `HTTP/1.1 ${mapped.status} ${mapped.status === 401 ? "Unauthorized" : mapped.status === 403 ? "Forbidden" : mapped.status === 429 ? "Too Many Requests" : "Error"}\r\n` +
+        `HTTP/1.1 ${mapped.status} ${STATUS_CODES[mapped.status] ?? "Error"}\r\n` +
         `Connection: close\r\nContent-Type: application/json\r\n${retryAfter}${challenge}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
         () => socket.destroy()
     );
