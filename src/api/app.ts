@@ -8,6 +8,8 @@ import {createMetrics} from "./metrics.js";
 import {adminRoutes} from "./admin.js";
 import {utilityRoutes} from "./utility-routes.js";
 import type {PowerView} from "../power/status.js";
+import type {AccessControl} from "./security/access.js";
+import {httpAccess, httpCors} from "./security/middleware.js";
 
 export interface AppOptions {
     /** One loaded runtime (tests, benchmarks) … */
@@ -18,11 +20,19 @@ export interface AppOptions {
     power?: PowerView;
     adminToken?: string;
     onError?: (error: unknown) => void;
+    /** API keys, rate limit and CORS origins; unset: open, unlimited, no CORS. */
+    access?: AccessControl;
 }
 
 /** The HTTP API: OpenAI-compatible routes under /v1, /health, /metrics and /admin. */
-export function createApp({runtime, models = singleRuntimeHost(runtime!), maxBodyBytes, power, adminToken, onError}: AppOptions) {
+export function createApp({runtime, models = singleRuntimeHost(runtime!), maxBodyBytes, power, adminToken, onError, access}: AppOptions) {
     const app = new Hono();
+
+    // Before the body limit: a client without a key is refused before its body is read.
+    const corsHandler = access == null ? undefined : httpCors(access);
+    if (corsHandler != null) app.use("*", corsHandler);
+    // /health stays open (load balancers, supervisors); /admin has its own token.
+    if (access != null) app.use("*", httpAccess(access, {openPaths: ["/health"], ownAuthPrefixes: ["/admin"]}));
 
     app.use("*", bodyLimit({
         maxSize: maxBodyBytes,

@@ -7,6 +7,7 @@ import type {Logger} from "../logger.js";
 import {createApp} from "./app.js";
 import {attachWebSocketApi} from "./ws/server.js";
 import type {PowerView} from "../power/status.js";
+import type {AccessControl} from "./security/access.js";
 
 export interface ServerOptions {
     /** One loaded runtime (tests, benchmarks) … */
@@ -21,12 +22,17 @@ export interface ServerOptions {
     /** Bearer token for /admin endpoints; unset: they are disabled. */
     adminToken?: string;
     logger?: Logger;
+    /** API keys, rate limit and CORS origins for HTTP and the WebSocket upgrade. */
+    access?: AccessControl;
 }
 
 export interface RunningServer {
     /** Base URL, e.g. http://127.0.0.1:8080 */
     url: string;
     port: number;
+    /** Stops listening (open connections go on; idle keep-alive ones close). Shutdown's first step. */
+    stopAccepting(): void;
+    /** Closes every connection and socket (WebSocket requests in flight are cancelled). */
     close(): Promise<void>;
 }
 
@@ -39,6 +45,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         maxBodyBytes: options.maxBodyBytes,
         power: options.power,
         adminToken: options.adminToken,
+        access: options.access,
         onError: (error) => logger?.error({err: error}, "request failed")
     });
 
@@ -47,17 +54,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         (created as Server).once("error", reject);
     });
     server.on("error", (error) => logger?.error({err: error}, "server error"));
-    const ws = attachWebSocketApi(server, models, {maxFrameBytes: options.maxWsFrameBytes, power: options.power, logger});
+    const ws = attachWebSocketApi(server, models, {maxFrameBytes: options.maxWsFrameBytes, power: options.power, logger, access: options.access});
 
     const address = server.address() as AddressInfo;
     const hostForUrl = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    let stopped: Promise<void> | undefined;
+    const stopListening = () => stopped ??= new Promise<void>((resolve) => server.close(() => resolve()));
     return {
         url: `http://${hostForUrl}:${address.port}`,
         port: address.port,
+        stopAccepting() {
+            void stopListening();
+            server.closeIdleConnections?.();
+        },
         async close() {
             await ws.close();
             server.closeAllConnections?.();
-            await new Promise<void>((resolve) => server.close(() => resolve()));
+            await stopListening();
         }
     };
 }

@@ -7,7 +7,8 @@ import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
 import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
 import {MlxBackend} from "../backends/mlx/backend.js";
 import {MlxUnavailableError, mlxPlatformProblem} from "../backends/mlx/loader.js";
-import {loadSettings} from "../config/load.js";
+import {loadSettings, SettingsError} from "../config/load.js";
+import {accessFromSettings} from "../api/security/from-settings.js";
 import type {Settings} from "../config/schema.js";
 import {createLogger, type Logger} from "../logger.js";
 import {resolveModel} from "../models/default-model.js";
@@ -38,10 +39,17 @@ interface ServeFlags {
     maxLoadedModels?: string;
     modelTtl?: string;
     backend?: string;
+    apiKeyFile?: string;
+    insecurePublic?: boolean;
+    corsOrigin?: string;
+    rateLimit?: string;
+    shutdownGrace?: string;
+    maxBodyBytes?: string;
+    maxWsFrameBytes?: string;
 }
 
-/** Seconds a clean shutdown may take before the process exits anyway. */
-const SHUTDOWN_GRACE_SECONDS = 10;
+/** Seconds a shutdown may take past its grace period (persisting sessions, freeing the model) before the process exits anyway. */
+const SHUTDOWN_CLEANUP_SECONDS = 15;
 
 export function registerServe(program: Command) {
     program.command("serve")
@@ -63,6 +71,13 @@ export function registerServe(program: Command) {
         .option("--max-loaded-models <n>", "models kept loaded at once; another one replaces the least recently used idle one (default 1)")
         .option("--model-ttl <seconds>", "unload a model loaded on demand after this long without requests; 0 = never (default 300)")
         .option("--backend <name>", "llama.cpp (default) or mlx (Apple Silicon, needs @mlx-node/lm and an MLX model folder)")
+        .option("--api-key-file <file>", "file of API keys, one per line; clients send 'Authorization: Bearer <key>' (also EDGE_LLM_API_KEYS=k1,k2)")
+        .option("--insecure-public", "allow listening on a non-loopback address without API keys")
+        .option("--cors-origin <origins>", "browser origins allowed to call the API, comma-separated, or * (default: none)")
+        .option("--rate-limit <per-minute>", "requests per minute per API key (or address) on /v1 and the WebSocket (default: no limit)")
+        .option("--shutdown-grace <seconds>", "on SIGTERM/SIGINT, time streams in flight get to finish (default 10)")
+        .option("--max-body-bytes <bytes>", "largest accepted HTTP request body (default 4 MiB)")
+        .option("--max-ws-frame-bytes <bytes>", "largest accepted WebSocket frame (default 1 MiB)")
         .option("--config <file>", "config file (default ./hono.config.ts)")
         .option("--log-level <level>", "trace, debug, info, warn, error or silent")
         .action((flags: ServeFlags) => serve(flags));
@@ -77,8 +92,14 @@ async function serve(flags: ServeFlags) {
             contextOverflow: flags.contextOverflow, kvCacheType: flags.kvCacheType, draft: flags.draft, speculation: flags.speculation,
             maxLoadedModels: flags.maxLoadedModels, modelIdleTtlSeconds: flags.modelTtl, backend: flags.backend,
             // Commander defaults negatable flags to true: pass only an explicit --no-autotune-threads.
-            autotuneThreads: flags.autotuneThreads === false ? false : undefined
+            autotuneThreads: flags.autotuneThreads === false ? false : undefined,
+            apiKeyFile: flags.apiKeyFile, insecurePublic: flags.insecurePublic, corsOrigins: flags.corsOrigin,
+            rateLimitPerMinute: flags.rateLimit, shutdownGraceSeconds: flags.shutdownGrace,
+            maxBodyBytes: flags.maxBodyBytes, maxWsFrameBytes: flags.maxWsFrameBytes
         }
+    });
+    const access = await accessFromSettings(settings).catch((error: unknown) => {
+        throw new SettingsError((error as Error).message);
     });
     const logger = createLogger(settings.logLevel);
     if (settings.backend === "mlx") {
@@ -107,9 +128,11 @@ async function serve(flags: ServeFlags) {
         maxWsFrameBytes: settings.maxWsFrameBytes,
         power,
         adminToken: settings.adminToken,
-        logger
+        logger,
+        access
     });
-    logger.info({url: server.url, model: model.path}, `listening on ${server.url}, loading ${model.path}`);
+    logger.info({url: server.url, model: model.path, apiKeys: access.apiKeys?.size ?? 0, corsOrigins: access.corsOrigins},
+        `listening on ${server.url}, loading ${model.path}` + (access.requiresKey ? " (API key required)" : ""));
 
     let shuttingDown = false;
     const shutdown = (signal: NodeJS.Signals) => {
@@ -118,15 +141,19 @@ async function serve(flags: ServeFlags) {
             process.exit(1);
         }
         shuttingDown = true;
-        logger.info(`${signal}: shutting down`);
+        const graceSeconds = settings.shutdownGraceSeconds;
+        logger.info(`${signal}: shutting down; streams in flight get ${graceSeconds} s to finish`);
         setTimeout(() => {
-            logger.error(`shutdown took longer than ${SHUTDOWN_GRACE_SECONDS} s; exiting`);
+            logger.error(`shutdown took longer than ${graceSeconds + SHUTDOWN_CLEANUP_SECONDS} s; exiting`);
             process.exit(1);
-        }, SHUTDOWN_GRACE_SECONDS * 1000).unref();
+        }, (graceSeconds + SHUTDOWN_CLEANUP_SECONDS) * 1000).unref();
         void (async () => {
             power?.stop();
+            // No new connections; requests on open ones get 503.
+            server.stopAccepting();
+            // Streams finish, or are ended as cancelled at the deadline (a final chunk, a `done` frame); sessions persist.
+            await models.dispose({graceMs: graceSeconds * 1000});
             await server.close();
-            await models.dispose();
         })().then(
             () => process.exit(0),
             (error: unknown) => {
@@ -143,10 +170,11 @@ async function serve(flags: ServeFlags) {
         description = await loading;
     } catch (error) {
         if (shuttingDown) return;
-        logger.error({model: model.path}, `Cannot load model ${model.path}: ${error instanceof ModelLoadError ? error.reason : (error as Error).message}`);
-        await server.close().catch(() => {});
-        await models.dispose().catch(() => {});
-        process.exit(1);
+        // The server stays up: /health reports the failure (503) and requests get 503 with the reason,
+        // so a supervisor or a user sees why instead of a process that keeps restarting.
+        logger.error({model: model.path}, `Cannot load model ${model.path}: ${error instanceof ModelLoadError ? error.reason : (error as Error).message}. ` +
+            `Serving errors until restarted with a working model.`);
+        return;
     }
     if (shuttingDown) return;
     logger.info(

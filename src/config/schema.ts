@@ -4,6 +4,12 @@ import {powerLimitsSchema} from "../power/limits.js";
 /** A boolean that also accepts "true"/"false"/"1"/"0" (environment variables). */
 const flag = z.union([z.boolean(), z.enum(["true", "false", "1", "0"]).transform((value) => value === "true" || value === "1")]);
 
+/** A list of strings, also given as one comma-separated string (environment variables). */
+const stringList = z.union([
+    z.array(z.string().min(1)),
+    z.string().transform((value) => value.split(",").map((part) => part.trim()).filter((part) => part.length > 0))
+]);
+
 /**
  * Every setting edge-llm reads, in one schema. Sources, later ones winning:
  * defaults < hono.config.ts (or EDGE_LLM_CONFIG) < EDGE_LLM_* environment variables < CLI flags.
@@ -120,7 +126,21 @@ export const settingsSchema = z.object({
     /** Models kept loaded at once; another one replaces the least recently used idle one. */
     maxLoadedModels: z.coerce.number().int().min(1).max(64).default(1),
     /** Seconds a model loaded on demand stays loaded without requests; 0 = until replaced. The default model stays. */
-    modelIdleTtlSeconds: z.coerce.number().min(0).max(30 * 24 * 3600).default(300)
+    modelIdleTtlSeconds: z.coerce.number().min(0).max(30 * 24 * 3600).default(300),
+    /** API keys clients must send (`Authorization: Bearer <key>`); unset: no key needed. Env: comma-separated. */
+    apiKeys: stringList.optional(),
+    /** A file of API keys, one per line (added to `apiKeys`). */
+    apiKeyFile: z.string().min(1).optional(),
+    /** Listen on a non-loopback address without API keys (anyone who can reach it may use it). */
+    insecurePublic: flag.default(false),
+    /** Browser origins allowed to call the API (CORS and WebSocket); "*" for any. Unset: none. */
+    corsOrigins: stringList.optional(),
+    /** Requests per minute per client (API key, else address) on /v1 and the WebSocket; unset: no limit. */
+    rateLimitPerMinute: z.coerce.number().positive().optional(),
+    /** Requests a client may make at once after being idle. Unset: a tenth of the per-minute rate, at least 1. */
+    rateLimitBurst: z.coerce.number().int().min(1).optional(),
+    /** On SIGTERM/SIGINT, streams in flight get this long to finish before they are ended (finish_reason "cancelled"). */
+    shutdownGraceSeconds: z.coerce.number().min(0).max(3600).default(10)
 });
 
 export type Settings = z.infer<typeof settingsSchema>;
@@ -178,5 +198,12 @@ export const settingsEnv: Partial<Record<keyof Settings, string>> = {
     memoryLimitMiB: "EDGE_LLM_MEMORY_LIMIT_MIB",
     nativeBuildRecord: "EDGE_LLM_NATIVE_BUILD_RECORD",
     nativeBuild: "EDGE_LLM_NATIVE_BUILD",
-    backend: "EDGE_LLM_BACKEND"
+    backend: "EDGE_LLM_BACKEND",
+    apiKeys: "EDGE_LLM_API_KEYS",
+    apiKeyFile: "EDGE_LLM_API_KEY_FILE",
+    insecurePublic: "EDGE_LLM_INSECURE_PUBLIC",
+    corsOrigins: "EDGE_LLM_CORS_ORIGINS",
+    rateLimitPerMinute: "EDGE_LLM_RATE_LIMIT",
+    rateLimitBurst: "EDGE_LLM_RATE_LIMIT_BURST",
+    shutdownGraceSeconds: "EDGE_LLM_SHUTDOWN_GRACE"
 };

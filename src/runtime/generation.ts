@@ -41,6 +41,8 @@ export class Generation implements GenerationStream {
     private droppedTokens = 0;
     private drafted = 0;
     private accepted = 0;
+    /** Set by `cancel()` (shutdown past its grace period): ends like a client's abort. */
+    private cancelledByServer = false;
     private readonly onAbortBeforeStart = () => {
         if (!this.started) this.release();
     };
@@ -158,7 +160,7 @@ export class Generation implements GenerationStream {
                     this.droppedTokens += droppedTokens;
                 if (this.setup.tokensPerSecond?.() != null) await this.pace();
                 // A token decoded after the client cancelled is never sent, so it is not counted either.
-                if (signal?.aborted) {
+                if (signal?.aborted || this.cancelledByServer) {
                     finishReason = "cancelled";
                     break;
                 }
@@ -182,7 +184,7 @@ export class Generation implements GenerationStream {
                     break;
                 }
             }
-            if (signal?.aborted)
+            if (signal?.aborted || this.cancelledByServer)
                 finishReason = "cancelled";
 
             if (!stoppedByString && finishReason !== "cancelled") {
@@ -196,6 +198,16 @@ export class Generation implements GenerationStream {
         } finally {
             await tokens.return();
         }
+    }
+
+    /**
+     * Stops decoding after the current token; the stream still ends with a `done` event
+     * (finish reason "cancelled"), so transports can close it properly. Not yet iterated: the
+     * sequence is given back at once and the stream yields nothing.
+     */
+    cancel() {
+        this.cancelledByServer = true;
+        if (!this.started) this.release();
     }
 
     private lastTokenAt = 0;

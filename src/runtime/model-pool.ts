@@ -52,7 +52,8 @@ export interface ModelHost extends GenerationEngine {
     health(): ModelHostHealth;
     /** Power limits, applied to every runtime now and later. */
     setLimits(limits: EngineLimits): void;
-    dispose(): Promise<void>;
+    /** Refuses new work; streams in flight get `graceMs` to finish, then end as cancelled. */
+    dispose(options?: {graceMs?: number}): Promise<void>;
 }
 
 /** A host over one runtime loaded by its owner (tests, benchmarks, `startServer({runtime})`). */
@@ -80,7 +81,7 @@ export function singleRuntimeHost(runtime: Runtime): ModelHost {
             };
         },
         setLimits: (limits) => runtime.setLimits(limits),
-        dispose: () => runtime.dispose()
+        dispose: (options) => runtime.dispose(options)
     };
 }
 
@@ -244,7 +245,7 @@ export class ModelPool implements ModelHost {
     }
 
     /** Refuses new work, lets every runtime finish its streams (up to its grace), frees them and the backend. */
-    async dispose() {
+    async dispose(options: {graceMs?: number} = {}) {
         if (this.closed) return;
         this.closed = true;
         this.emitChange();
@@ -255,7 +256,7 @@ export class ModelPool implements ModelHost {
         }
         await Promise.all(entries.map(async (entry) => {
             await entry.ready.catch(() => {});
-            await (entry.unloaded ?? entry.runtime.dispose()).catch(() => {});
+            await (entry.unloaded ?? entry.runtime.dispose(options)).catch(() => {});
             this.entries.delete(entry.model.path);
         }));
         await this.shared.dispose();

@@ -10,6 +10,9 @@ import {SpillStore} from "../kv/spill-store.js";
 import {lookupDraft} from "../speculative/prompt-lookup.js";
 import type {DraftSource} from "../speculative/types.js";
 
+/** How long cancelled generations get to hand their sequences back before the model is freed anyway. */
+const CANCEL_WAIT_MS = 5000;
+
 const promptLookupSource: DraftSource = {kind: "prompt-lookup", draft: async (history, k) => lookupDraft(history, k)};
 
 export interface RuntimeOptions {
@@ -96,6 +99,7 @@ export class Runtime {
 
     async load(options: LoadModelOptions): Promise<ModelDescription> {
         this.status = "loading";
+        this.loadError = undefined;
         try {
             const model = await this.backend.loadModel(options);
             if (this.options.contextOverflow?.policy === "slide" && !model.description.canShiftContext) {
@@ -232,6 +236,14 @@ export class Runtime {
             scheduler.release(sequence);
             throw error;
         }
+        // The client may have gone while the sequence was prepared. (A Generation built with an
+        // aborted signal releases from inside its constructor, before `generation` below exists:
+        // that threw, and the sequence was never given back — found by the disconnect storm test.)
+        if (signal?.aborted) {
+            kv.release(sequence);
+            scheduler.release(sequence);
+            throw signal.reason;
+        }
         const generation: Generation = new Generation({
             request,
             model,
@@ -284,27 +296,41 @@ export class Runtime {
     }
 
     /**
-     * Refuses new work, gives running generations up to `graceMs` to end (transports cancel
-     * theirs when their connections close), then frees the model. Disposing a model under a
+     * Refuses new work, gives running generations up to `graceMs` to end, cancels the rest (their
+     * streams end with finish reason "cancelled"), persists sessions when enabled, then frees the model. Disposing a model under a
      * running decode throws from inside node-llama-cpp, so the wait matters.
      */
     async dispose({graceMs = 5000}: {graceMs?: number} = {}) {
         this.status = "closed";
         this.loaded?.scheduler.close();
-        if (this.active.size > 0)
-            await new Promise<void>((resolve) => {
-                const timer = setTimeout(resolve, graceMs);
-                this.idleWaiters.push(() => {
-                    clearTimeout(timer);
-                    resolve();
-                });
-            });
+        if (!await this.idle(graceMs)) {
+            // Past the grace period: end the rest as cancelled, so their streams still finish
+            // properly (a final chunk, a `done` frame) and give their sequences back.
+            for (const generation of this.active) generation.cancel();
+            await this.idle(CANCEL_WAIT_MS);
+        }
         await this.loaded?.kv.settle();
         if (this.loaded != null && this.options.kv?.persistOnShutdown)
             await this.loaded.kv.persist(this.loaded.model.sequences);
         await this.loaded?.model.dispose();
         this.loaded = undefined;
         await this.backend.dispose();
+    }
+
+    /** Resolves true once no generation runs, or false after `timeoutMs`. */
+    private idle(timeoutMs: number): Promise<boolean> {
+        if (this.active.size === 0) return Promise.resolve(true);
+        return new Promise<boolean>((resolve) => {
+            const waiter = () => {
+                clearTimeout(timer);
+                resolve(true);
+            };
+            const timer = setTimeout(() => {
+                this.idleWaiters = this.idleWaiters.filter((entry) => entry !== waiter);
+                resolve(false);
+            }, timeoutMs);
+            this.idleWaiters.push(waiter);
+        });
     }
 
     /**

@@ -4,6 +4,7 @@ import {Runtime, type KvOptions, type RuntimeOptions} from "../../src/runtime/ru
 import {startServer, type RunningServer} from "../../src/api/server.js";
 import {testModelPath} from "./model.js";
 import type {PowerView} from "../../src/power/status.js";
+import type {AccessControl} from "../../src/api/security/access.js";
 
 export interface TestServer extends RunningServer {
     runtime: Runtime;
@@ -23,6 +24,8 @@ export interface TestServerOptions extends RuntimeOptions {
     adminToken?: string;
     /** A draft model for speculative decoding. */
     draftPath?: string;
+    /** API keys, rate limit, CORS origins. */
+    access?: AccessControl;
 }
 
 /** The real server on a free loopback port, serving the real test model. */
@@ -40,7 +43,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
         maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
         maxWsFrameBytes: options.maxWsFrameBytes ?? 256 * 1024,
         power,
-        adminToken: options.adminToken
+        adminToken: options.adminToken,
+        access: options.access
     });
     return {
         ...server,

@@ -23,7 +23,9 @@ export class ApiError extends Error {
         message: string,
         readonly type = "invalid_request_error",
         readonly param: string | null = null,
-        readonly code: string | null = null
+        readonly code: string | null = null,
+        /** Seconds, for a `Retry-After` header (429, 503). */
+        readonly retryAfterSeconds?: number
     ) {
         super(message);
         this.name = "ApiError";
@@ -44,7 +46,7 @@ const engineStatus: Record<EngineErrorCode, {status: number; type: string}> = {
 /** Maps anything thrown while serving a request to a status and an OpenAI error object. */
 export function toOpenAIError(error: unknown): MappedError {
     if (error instanceof ApiError)
-        return {status: error.status, error: {message: error.message, type: error.type, param: error.param, code: error.code}};
+        return {status: error.status, error: {message: error.message, type: error.type, param: error.param, code: error.code}, retryAfter: error.retryAfterSeconds};
 
     if (error instanceof ZodError) {
         const issue = error.issues[0];

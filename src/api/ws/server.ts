@@ -1,4 +1,4 @@
-import type {IncomingMessage, Server} from "node:http";
+import {STATUS_CODES, type IncomingMessage, type Server} from "node:http";
 import type {Duplex} from "node:stream";
 import {WebSocket, WebSocketServer} from "ws";
 import type {Logger} from "../../logger.js";
@@ -6,6 +6,8 @@ import type {GenerationEngine} from "../../runtime/model-pool.js";
 import {WsSession} from "./session.js";
 import {powerFrame} from "./protocol.js";
 import type {PowerView} from "../../power/status.js";
+import {type AccessControl, selectWsProtocol} from "../security/access.js";
+import {toOpenAIError} from "../openai/errors.js";
 
 /** The one path that upgrades to the WebSocket API; every other upgrade gets a 404. */
 export const WS_PATH = "/v1/ws";
@@ -35,6 +37,8 @@ export interface WebSocketApiOptions {
     /** Level changes are broadcast to every socket as `power` frames. */
     power?: PowerView;
     logger?: Logger;
+    /** Origin, API key and rate checks of the upgrade; each request frame also counts against the client's rate. */
+    access?: AccessControl;
 }
 
 const defaultWebSocketApiOptions = {
@@ -59,7 +63,7 @@ export function attachWebSocketApi(server: Server, runtime: GenerationEngine, op
     const closeFrameBytes = settings.closeFrameBytes ?? Math.max(4 * settings.maxFrameBytes, settings.maxFrameBytes + 64 * 1024);
     if (!(settings.maxFrameBytes > 0) || !(closeFrameBytes >= settings.maxFrameBytes))
         throw new RangeError(`WebSocket frame limits must satisfy 0 < maxFrameBytes (${settings.maxFrameBytes}) <= closeFrameBytes (${closeFrameBytes})`);
-    const wss = new WebSocketServer({noServer: true, maxPayload: closeFrameBytes, perMessageDeflate: false});
+    const wss = new WebSocketServer({noServer: true, maxPayload: closeFrameBytes, perMessageDeflate: false, handleProtocols: selectWsProtocol});
     const sessions = new Map<WebSocket, WsSession>();
     const alive = new WeakSet<WebSocket>();
     let closing = false;
@@ -71,14 +75,20 @@ export function attachWebSocketApi(server: Server, runtime: GenerationEngine, op
                 return rejectUpgrade(socket, 503, "Service Unavailable");
             if (pathOf(request.url) !== WS_PATH)
                 return rejectUpgrade(socket, 404, "Not Found");
-            wss.handleUpgrade(request, socket, head, (ws) => accept(ws));
+            let client: string | undefined;
+            try {
+                client = options.access?.authorizeUpgrade(request);
+            } catch (error) {
+                return rejectUpgradeWithError(socket, error);
+            }
+            wss.handleUpgrade(request, socket, head, (ws) => accept(ws, client));
         } catch (error) {
             logger?.warn({err: error}, "websocket: upgrade failed");
             socket.destroy();
         }
     };
 
-    const accept = (ws: WebSocket) => {
+    const accept = (ws: WebSocket, client: string | undefined) => {
         if (closing) {
             ws.terminate();
             return;
@@ -87,7 +97,8 @@ export function attachWebSocketApi(server: Server, runtime: GenerationEngine, op
             maxFrameBytes: settings.maxFrameBytes,
             maxBufferedBytes: settings.maxBufferedBytes,
             maxRequestsPerSocket: settings.maxRequestsPerSocket,
-            coalesceMs: settings.coalesceMs
+            coalesceMs: settings.coalesceMs,
+            admit: client == null ? undefined : () => options.access!.admit(client)
         }, logger);
         sessions.set(ws, session);
         alive.add(ws);
@@ -162,6 +173,20 @@ function closeSocket(ws: WebSocket, graceMs: number): Promise<void> {
 function rejectUpgrade(socket: Duplex, status: number, reason: string) {
     if (socket.destroyed) return;
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+}
+
+/** Refuses an upgrade with the error's status and its OpenAI error object as the body. */
+function rejectUpgradeWithError(socket: Duplex, error: unknown) {
+    if (socket.destroyed) return;
+    const mapped = toOpenAIError(error);
+    const body = JSON.stringify({error: mapped.error});
+    const retryAfter = mapped.retryAfter == null ? "" : `Retry-After: ${mapped.retryAfter}\r\n`;
+    const challenge = mapped.status === 401 ? "WWW-Authenticate: Bearer\r\n" : "";
+    socket.end(
+        `HTTP/1.1 ${mapped.status} ${STATUS_CODES[mapped.status] ?? "Error"}\r\n` +
+        `Connection: close\r\nContent-Type: application/json\r\n${retryAfter}${challenge}Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+        () => socket.destroy()
+    );
 }
 
 function pathOf(url: string | undefined): string {

@@ -27,6 +27,8 @@ export interface SessionLimits {
     maxRequestsPerSocket: number;
     /** Deltas of one request written within this many ms of the last write go out as one frame. */
     coalesceMs: number;
+    /** Counts a request against the client's rate; throws (429) when it is over. */
+    admit?: () => void;
 }
 
 /** How often a request paused by backpressure checks whether the socket drained. */
@@ -114,6 +116,12 @@ export class WsSession {
         const {id} = frame;
         if (this.inFlight.has(id)) {
             this.sendError(id, frameError(409, `A request with id '${id}' is already in flight on this socket.`, "duplicate_id", "id"));
+            return;
+        }
+        try {
+            this.limits.admit?.();
+        } catch (error) {
+            this.sendError(id, error);
             return;
         }
         if (this.inFlight.size >= this.limits.maxRequestsPerSocket) {

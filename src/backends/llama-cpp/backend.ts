@@ -9,6 +9,7 @@ import {LlamaCppModel} from "./model.js";
 import {resolveChatWrapperOffThread} from "./chat-wrapper.js";
 import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeError, readKvShape} from "./kv-cache.js";
 import {assertReadableGguf} from "../../models/gguf-check.js";
+import {preflightModel} from "./preflight.js";
 import {modelFingerprint} from "../../models/fingerprint.js";
 import {assertCompatibleDraft} from "./draft-model.js";
 import type {NativeBuildRecord} from "./native-build.js";
@@ -100,7 +101,7 @@ export class LlamaCppBackend implements Backend {
     }
 
     async loadModel(options: LoadModelOptions): Promise<BackendModel> {
-        await assertReadableGguf(options.path);
+        await preflightModel(options.path, this.llama);
         const fileSizeBytes = (await stat(options.path)).size;
         const onGpu = this.llama.gpu !== false;
         let threads = chooseThreads({

@@ -5,6 +5,7 @@ import {LlamaOutputConstraint} from "./constraint.js";
 import {NO_CONTEXT_SHIFT, SlidingWindowShift} from "./context-shift.js";
 import {speculativeDecode} from "./speculative-decode.js";
 import type {DraftSource} from "../../speculative/types.js";
+import {effectiveRepeatPenalty, effectiveTemperature} from "./sampling-guards.js";
 
 const DEFAULT_PENALTY_LAST_N = 64;
 /** Penalties look at most this far back (`repeat_last_n` ≤ 4096); older history is trimmed. */
@@ -145,7 +146,7 @@ export class LlamaCppSequence implements BackendSequence {
 
     private evaluateOptions(sampling: SamplingOptions, history: number[], constraint?: SequenceGenerateOptions["constraint"]): SequenceEvaluateOptions {
         const options: SequenceEvaluateOptions = {
-            temperature: sampling.temperature,
+            temperature: effectiveTemperature(sampling.temperature),
             topK: sampling.topK,
             topP: sampling.topP,
             minP: sampling.minP,
@@ -157,7 +158,7 @@ export class LlamaCppSequence implements BackendSequence {
             options.repeatPenalty = {
                 punishTokens: () => history.slice(-lastN) as Token[],
                 maxPunishTokens: lastN,
-                penalty: repeatPenalty,
+                penalty: effectiveRepeatPenalty(repeatPenalty),
                 presencePenalty,
                 frequencyPenalty
             };

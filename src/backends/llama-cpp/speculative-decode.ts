@@ -3,6 +3,7 @@ import type {SamplingOptions} from "../../runtime/types.js";
 import type {GeneratedToken} from "../backend.js";
 import {AcceptanceTracker} from "../../speculative/acceptance.js";
 import type {DraftSource} from "../../speculative/types.js";
+import {effectiveTemperature} from "./sampling-guards.js";
 
 /**
  * Draft-and-verify decoding on one sequence. Each drafting step evaluates the pending token plus
@@ -27,7 +28,7 @@ export async function* speculativeDecode(
     source: DraftSource,
     tracker = new AcceptanceTracker()
 ): AsyncGenerator<GeneratedToken, void, void> {
-    const sample = {temperature: sampling.temperature, topK: sampling.topK, topP: sampling.topP, minP: sampling.minP, seed: sampling.seed};
+    const sample = {temperature: effectiveTemperature(sampling.temperature), topK: sampling.topK, topP: sampling.topP, minP: sampling.minP, seed: sampling.seed};
     let pending = [...unevaluated];
     while (true) {
         // Drafts must fit in the sequence: a context shift mid-batch would silently drop the prompt.

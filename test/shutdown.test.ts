@@ -1,0 +1,133 @@
+import {spawn, type ChildProcessWithoutNullStreams} from "node:child_process";
+import {mkdtemp, readdir, rm, writeFile} from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import {afterAll, beforeAll, describe, expect, it} from "vitest";
+import {WebSocket} from "ws";
+import {repoRoot, testModelPath} from "./helpers/model.js";
+
+/** Longer than a KV block (32 tokens), so every sequence holds something worth persisting. */
+const PROMPT = "Once upon a time there was a little girl named Lily. She liked to play in the park with her dog. ".repeat(2);
+
+let dir: string;
+beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), "edge-llm-shutdown-"));
+});
+afterAll(async () => {
+    if (dir != null) await rm(dir, {recursive: true, force: true});
+});
+
+/** `edge-llm serve` as users run it; resolves once it is ready, with its URL. */
+async function startServe(args: string[], env: Record<string, string>) {
+    const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", ...args], {
+        cwd: repoRoot,
+        env: {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), ...env}
+    });
+    let stderr = "";
+    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+    const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`not ready:\n${stderr}`)), 30_000);
+        child.stderr.setEncoding("utf8").on("data", (text: string) => {
+            stderr += text;
+            const ready = /"url":"(http:[^"]+)".*"msg":"ready: /.exec(stderr);
+            if (ready != null) {
+                clearTimeout(timer);
+                resolve(ready[1]!);
+            }
+        });
+    });
+    return {child, url, exited, stderr: () => stderr};
+}
+
+/** Reads an SSE response to its end: the parsed chunks, and whether it ended with [DONE]. */
+async function readSse(response: Response, onFirstChunk?: () => void) {
+    const reader = response.body!.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    let first = true;
+    for (;;) {
+        const {done, value} = await reader.read();
+        if (done) break;
+        text += decoder.decode(value, {stream: true});
+        if (first && text.includes("data: ")) {
+            first = false;
+            onFirstChunk?.();
+        }
+    }
+    const payloads = text.split("\n\n").filter((event) => event.startsWith("data: ")).map((event) => event.slice(6));
+    return {
+        done: payloads.at(-1) === "[DONE]",
+        chunks: payloads.filter((payload) => payload !== "[DONE]").map((payload) => JSON.parse(payload) as {choices: {finish_reason: string | null}[]; error?: unknown})
+    };
+}
+
+describe("graceful shutdown of `edge-llm serve`", () => {
+    it("on SIGTERM: stops accepting, lets short streams finish, ends long ones properly at the deadline, persists sessions, exits 0", async () => {
+        // Paced at 20 tok/s ("fair" power level, 3 at once), so a long answer outlasts the 1 s grace period.
+        const config = path.join(dir, "config.mjs");
+        await writeFile(config, `export default ${JSON.stringify({power: {override: "fair", limits: {fair: {maxConcurrent: 3}}}})};\n`);
+        const spillDir = path.join(dir, "kv");
+        const serve = await startServe(
+            ["--model", testModelPath, "--port", "0", "--parallel", "3", "--ctx-size", "512", "--shutdown-grace", "1", "--config", config],
+            {EDGE_LLM_PERSIST_SESSIONS: "1", EDGE_LLM_KV_SPILL_DIR: spillDir, EDGE_LLM_POWER: "1"}
+        );
+        try {
+            const post = (body: object) => fetch(`${serve.url}/v1/completions`, {
+                method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({model: "stories260K", prompt: PROMPT, stream: true, ...body})
+            });
+            const started: Promise<void>[] = [];
+            const mark = () => {
+                let resolve!: () => void;
+                started.push(new Promise<void>((done) => { resolve = done; }));
+                return resolve;
+            };
+            const short = post({max_tokens: 8}).then((response) => readSse(response, mark()));
+            const long = post({max_tokens: 400}).then((response) => readSse(response, mark()));
+
+            const ws = new WebSocket(`${serve.url.replace(/^http/, "ws")}/v1/ws`);
+            await new Promise((resolve) => ws.once("open", resolve));
+            const frames: {type: string; id?: string; finish_reason?: string}[] = [];
+            const wsStarted = mark();
+            const wsDone = new Promise<void>((resolve) => ws.on("message", (data) => {
+                const frame = JSON.parse(data.toString()) as {type: string; finish_reason?: string};
+                frames.push(frame);
+                if (frame.type === "delta") wsStarted();
+                if (frame.type === "done" || frame.type === "error") resolve();
+            }));
+            const wsClosed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
+            ws.send(JSON.stringify({type: "completion", id: "long-ws", body: {model: "stories260K", prompt: PROMPT, max_tokens: 400}}));
+
+            await Promise.all(started);
+            const signalledAt = performance.now();
+            serve.child.kill("SIGTERM");
+            await new Promise((resolve) => setTimeout(resolve, 150));
+            // No new connections once shutdown starts.
+            await expect(fetch(`${serve.url}/health`)).rejects.toThrow();
+
+            const shortResult = await short;
+            expect(shortResult.done).toBe(true);
+            expect(shortResult.chunks.at(-1)!.choices[0]!.finish_reason).toBe("length");
+
+            const longResult = await long;
+            const cutAfter = performance.now() - signalledAt;
+            expect(longResult.done).toBe(true);
+            expect(longResult.chunks.some((chunk) => chunk.error != null)).toBe(false);
+            // OpenAI has no "cancelled": the final chunk says "stop", and [DONE] follows.
+            expect(longResult.chunks.at(-1)!.choices[0]!.finish_reason).toBe("stop");
+            expect(cutAfter).toBeGreaterThan(900);
+            expect(cutAfter).toBeLessThan(5000);
+
+            await wsDone;
+            expect(frames.at(-1)).toMatchObject({type: "done", id: "long-ws", finish_reason: "cancelled"});
+            expect(await wsClosed).toBe(1001);
+
+            expect(await serve.exited).toBe(0);
+            expect(serve.stderr()).toContain("SIGTERM: shutting down; streams in flight get 1 s to finish");
+            // persistSessions: the cached sequences were written for the next start.
+            const [fingerprint] = await readdir(spillDir);
+            expect((await readdir(path.join(spillDir, fingerprint!))).filter((file) => file.endsWith(".state")).length).toBeGreaterThan(0);
+        } finally {
+            serve.child.kill("SIGKILL");
+        }
+    });
+});
