@@ -45,6 +45,9 @@ const hostile: fc.Arbitrary<unknown> = fc.oneof(
 /** Mostly `valid`, now and then something hostile: a body has several fields, so most bodies stay valid. */
 const mostly = <T>(valid: fc.Arbitrary<T>, hostileWeight = 1) => fc.oneof({weight: 40, arbitrary: valid as fc.Arbitrary<unknown>}, {weight: hostileWeight, arbitrary: hostile});
 
+/** Mostly absent, as `undefined` (dropped by JSON.stringify). */
+const rarely = <T>(value: fc.Arbitrary<T>) => fc.oneof({weight: 4, arbitrary: fc.constant(undefined)}, {weight: 1, arbitrary: value as fc.Arbitrary<unknown>});
+
 const contentPart = fc.oneof(
     fc.record({type: fc.constant("text"), text: fc.string({maxLength: 20})}),
     fc.record({type: fc.constantFrom("image_url", "input_audio", "text", "file"), image_url: hostile}, {requiredKeys: ["type"]}),
@@ -60,6 +63,19 @@ const message = fc.record({
 const model = fc.oneof({weight: 20, arbitrary: fc.constantFrom("stories260K", "default", "stories260K.gguf")}, {weight: 1, arbitrary: fc.constantFrom("gpt-4o", "", "../../etc/passwd")}, {weight: 1, arbitrary: hostile});
 const smallMaxTokens = fc.integer({min: 1, max: 4});
 
+const tool = fc.record({
+    type: mostly(fc.constant("function")),
+    function: mostly(fc.record({
+        name: mostly(fc.constantFrom("get_weather", "search", "x-y_z")),
+        description: mostly(fc.string({maxLength: 20})),
+        parameters: mostly(fc.constantFrom(
+            {type: "object", properties: {city: {type: "string"}}, required: ["city"]},
+            {type: "object", properties: {n: {type: "integer", minimum: 0}, tags: {type: "array", items: {type: "string"}}}},
+            {}
+        ))
+    }, {requiredKeys: ["name"]}))
+}, {requiredKeys: ["type", "function"]});
+
 /** Optional fields both generation endpoints share, valid or not. */
 const samplingFields = {
     stream: mostly(fc.boolean()),
@@ -73,7 +89,6 @@ const samplingFields = {
     presence_penalty: mostly(fc.double({min: -2, max: 2, noNaN: true})),
     frequency_penalty: mostly(fc.double({min: -2, max: 2, noNaN: true})),
     repeat_penalty: mostly(fc.double({min: 0.5, max: 2, noNaN: true})),
-    n: mostly(fc.constant(1)),
     response_format: fc.oneof(
         {weight: 20, arbitrary: fc.constantFrom({type: "text"}, {type: "json_object"}, {type: "json_schema", json_schema: {name: "x", schema: {type: "object", properties: {a: {type: "integer"}}}}})},
         {weight: 1, arbitrary: fc.record({type: fc.constantFrom("json_schema", "xml"), json_schema: fc.record({name: hostile, schema: hostile})})},
@@ -84,8 +99,13 @@ const samplingFields = {
     speculative: mostly(fc.oneof(fc.boolean(), fc.constantFrom("prompt-lookup", "draft"))),
     session: mostly(fc.string({minLength: 1, maxLength: 20})),
     user: mostly(fc.string({maxLength: 10})),
-    logprobs: mostly(fc.constant(false)),
-    tools: fc.constant(undefined)
+    n: mostly(fc.integer({min: 1, max: 2})),
+    logprobs: mostly(fc.constantFrom(true, true, false)),
+    // Rarely: each needs another field (logprobs, tools) to be valid.
+    top_logprobs: rarely(mostly(fc.integer({min: 0, max: 5}))),
+    tools: mostly(fc.array(tool, {maxLength: 2})),
+    tool_choice: rarely(mostly(fc.oneof(fc.constantFrom("auto", "none", "required"), fc.record({type: fc.constant("function"), function: fc.record({name: fc.constantFrom("get_weather", "nope")})})))),
+    parallel_tool_calls: mostly(fc.boolean())
 };
 
 const chatBody = fc.record({model, messages: mostly(fc.array(message, {minLength: 1, maxLength: 4})), max_tokens: mostly(smallMaxTokens), ...samplingFields},
@@ -100,8 +120,21 @@ const completionBody = fc.record({
     echo: mostly(fc.boolean()),
     suffix: mostly(fc.constant(null)),
     ...samplingFields,
-    logprobs: mostly(fc.constant(null))
+    logprobs: mostly(fc.integer({min: 0, max: 5})),
+    tools: fc.constant(undefined),
+    tool_choice: fc.constant(undefined),
+    parallel_tool_calls: fc.constant(undefined),
+    top_logprobs: fc.constant(undefined)
 }, {requiredKeys: ["model", "prompt", "max_tokens"]});
+const text = fc.oneof(fc.string({maxLength: 40}), fc.string({unit: "grapheme", maxLength: 20}));
+const embeddingsBody = fc.record({
+    model,
+    input: fc.oneof(text, fc.array(text, {maxLength: 4}), fc.array(fc.integer({min: 0, max: 600}), {maxLength: 8}), fc.array(fc.array(fc.integer({min: -5, max: 600}), {maxLength: 4}), {maxLength: 3})),
+    encoding_format: mostly(fc.constantFrom("float", "base64")),
+    dimensions: mostly(fc.integer({min: 1, max: 100}))
+}, {requiredKeys: ["model", "input"]});
+const tokenizeBody = fc.record({model, content: mostly(text), add_special: mostly(fc.boolean()), with_pieces: mostly(fc.boolean())}, {requiredKeys: ["content"]});
+const detokenizeBody = fc.record({model, tokens: mostly(fc.array(fc.integer({min: -10, max: 2 ** 31}), {maxLength: 10}))}, {requiredKeys: ["tokens"]});
 const powerOverrideBody = fc.record({level: mostly(fc.constantFrom(null, "nominal", "NOMINAL", "hot"), 10)});
 
 /** A body as sent: valid-ish objects (most), with random keys overwritten or added, or any JSON, or raw bytes. */
@@ -134,6 +167,8 @@ interface FuzzEndpoint {
     path: string;
     body: fc.Arbitrary<string>;
     headers?: Record<string, string>;
+    /** fast-check runs (× BATCH bodies); default HTTP_RUNS. */
+    runs?: number;
     /** Checks a 200 answer. */
     checkOk(response: Response, context: string): Promise<void>;
 }
@@ -148,6 +183,27 @@ const generation = (kind: "chat" | "completion") => async (response: Response, c
 const endpoints: FuzzEndpoint[] = [
     {path: "/v1/chat/completions", body: bodies(chatBody, Object.keys({model: 1, messages: 1, max_tokens: 1, max_completion_tokens: 1, ...samplingFields})), checkOk: generation("chat")},
     {path: "/v1/completions", body: bodies(completionBody, Object.keys({model: 1, prompt: 1, max_tokens: 1, echo: 1, ...samplingFields})), checkOk: generation("completion")},
+    {
+        path: "/v1/embeddings", body: bodies(embeddingsBody, ["model", "input", "encoding_format", "dimensions"]), runs: Math.ceil(HTTP_RUNS / 2),
+        checkOk: async (response, context) => {
+            const body = await response.json() as {object: string; data: {object: string; index: number; embedding: number[] | string}[]; usage: {prompt_tokens: number}};
+            expect(body.object, context).toBe("list");
+            expect(body.data.length, context).toBeGreaterThan(0);
+            for (const [index, item] of body.data.entries()) {
+                expect(item.index, context).toBe(index);
+                if (typeof item.embedding !== "string") expect(item.embedding.every(Number.isFinite), context).toBe(true);
+            }
+            expect(body.usage.prompt_tokens, context).toBeGreaterThanOrEqual(0);
+        }
+    },
+    {
+        path: "/tokenize", body: bodies(tokenizeBody, ["model", "content", "add_special", "with_pieces"]), runs: Math.ceil(HTTP_RUNS / 2),
+        checkOk: async (response, context) => expect(Array.isArray((await response.json() as {tokens: unknown}).tokens), context).toBe(true)
+    },
+    {
+        path: "/detokenize", body: bodies(detokenizeBody, ["model", "tokens"]), runs: Math.ceil(HTTP_RUNS / 2),
+        checkOk: async (response, context) => expect((await response.json() as {content: unknown}).content, context).toBeTypeOf("string")
+    },
     {
         path: "/admin/power",
         body: bodies(powerOverrideBody, ["level"]),
@@ -219,11 +275,11 @@ describe("fuzzing", () => {
             fc.asyncProperty(fc.array(endpoint.body, {minLength: BATCH, maxLength: BATCH}), async (batch) => {
                 await Promise.all(batch.map((body) => send(endpoint, body)));
             }),
-            {numRuns: HTTP_RUNS, seed: SEED, endOnFailure: true}
+            {numRuns: endpoint.runs ?? HTTP_RUNS, seed: SEED, endOnFailure: true}
         );
         expect((await fetch(`${server.url}/health`)).status).toBe(200);
         // Not only rejections: a good share of the bodies were valid and answered.
-        expect(statuses[endpoint.path]![200] ?? 0).toBeGreaterThan(HTTP_RUNS * BATCH / 50);
+        expect(statuses[endpoint.path]![200] ?? 0).toBeGreaterThan((endpoint.runs ?? HTTP_RUNS) * BATCH / 50);
     }, 120_000);
 
     it("the WebSocket: every frame gets well-formed answers, every request exactly one terminal frame", async () => {

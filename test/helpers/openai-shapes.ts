@@ -16,15 +16,22 @@ export function expectOpenAIErrorBody(body: unknown, context = "") {
     expect(error.code === null || typeof error.code === "string", context).toBe(true);
 }
 
-/** A non-streamed chat or text completion. */
+/** A non-streamed chat or text completion: one choice per `n`, each with its index. */
 export function expectCompletionObject(body: unknown, kind: "chat" | "completion", context = "") {
-    const value = body as {object: string; id: string; choices: {finish_reason: string; message?: {content: unknown}; text?: unknown}[]; usage: Record<string, number>};
+    type Choice = {index: number; finish_reason: string; message?: {content: unknown; tool_calls?: {id: string; function: {name: string; arguments: string}}[]}; text?: unknown};
+    const value = body as {object: string; id: string; choices: Choice[]; usage: Record<string, number>};
     expect(value.object, context).toBe(kind === "chat" ? "chat.completion" : "text_completion");
     expect(value.id, context).toBeTypeOf("string");
-    expect(value.choices, context).toHaveLength(1);
-    expect(["stop", "length"], context).toContain(value.choices[0]!.finish_reason);
-    if (kind === "chat") expect(value.choices[0]!.message!.content, context).toBeTypeOf("string");
-    else expect(value.choices[0]!.text, context).toBeTypeOf("string");
+    expect(value.choices.length, context).toBeGreaterThanOrEqual(1);
+    for (const [index, choice] of value.choices.entries()) {
+        expect(choice.index, context).toBe(index);
+        expect(["stop", "length", "tool_calls"], context).toContain(choice.finish_reason);
+        if (kind === "completion") expect(choice.text, context).toBeTypeOf("string");
+        else if (choice.finish_reason === "tool_calls") {
+            expect(choice.message!.tool_calls!.length, context).toBeGreaterThan(0);
+            for (const call of choice.message!.tool_calls!) expect(() => JSON.parse(call.function.arguments), context).not.toThrow();
+        } else expect(choice.message!.content, context).toBeTypeOf("string");
+    }
     expect(value.usage.completion_tokens, context).toBeTypeOf("number");
 }
 
