@@ -4,12 +4,12 @@ import {startServeProcess, type ServeProcess} from "../scripts/soak/server-proce
 import {testModelPath} from "./helpers/model.js";
 
 /**
- * The CI version of scripts/soak.ts: 8 clients over mixed endpoints for 20 s against a real
+ * The CI version of scripts/soak.ts: 8 clients over mixed endpoints for 30 s against a real
  * `edge-llm serve` process. The 10-minute run (docs/reliability.md) is the one held to < 5%
- * RSS growth; 20 s is too short for that (V8's heap swings by tens of MiB between collections),
+ * RSS growth; 30 s is too short for that (V8's heap swings by tens of MiB between collections),
  * so this one catches gross leaks, errors and stalls.
  */
-const DURATION_MS = Number(process.env.EDGE_LLM_SOAK_MS ?? 20_000);
+const DURATION_MS = Number(process.env.EDGE_LLM_SOAK_MS ?? 30_000);
 
 let server: ServeProcess;
 beforeAll(async () => {

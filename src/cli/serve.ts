@@ -237,6 +237,7 @@ export function runtimeOptions(settings: Settings, logger: Logger, defaultOverfl
             blockSize: settings.kvBlockSize,
             spillDir: settings.kvSpill ? path.resolve(settings.kvSpillDir) : undefined,
             spillBudgetBytes: settings.kvSpillBudgetMiB * 1024 * 1024,
+            spillMaxStates: settings.kvSpillMaxStates,
             persistOnShutdown: settings.persistSessions
         },
         onEvent: (event, details) => logger.debug(details, `kv: ${event}`)

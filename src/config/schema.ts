@@ -75,6 +75,8 @@ export const settingsSchema = z.object({
     kvSpill: flag.default(true),
     kvSpillDir: z.string().min(1).default(".edge-llm/kv"),
     kvSpillBudgetMiB: z.coerce.number().positive().default(1024),
+    /** Spilled states kept at most, whatever their size (least recently used go first). */
+    kvSpillMaxStates: z.coerce.number().int().min(1).default(512),
     /** Save every cached conversation on shutdown so it survives a restart. */
     persistSessions: flag.default(false),
     /** A small model with the same tokenizer, drafting tokens for speculative decoding. */
@@ -188,6 +190,7 @@ export const settingsEnv: Partial<Record<keyof Settings, string>> = {
     kvSpill: "EDGE_LLM_KV_SPILL",
     kvSpillDir: "EDGE_LLM_KV_SPILL_DIR",
     kvSpillBudgetMiB: "EDGE_LLM_KV_SPILL_BUDGET_MIB",
+    kvSpillMaxStates: "EDGE_LLM_KV_SPILL_MAX_STATES",
     persistSessions: "EDGE_LLM_PERSIST_SESSIONS",
     adminToken: "EDGE_LLM_ADMIN_TOKEN",
     draft: "EDGE_LLM_DRAFT",

@@ -269,11 +269,11 @@ export class KvManager {
 
     /** Spill saves may have dropped subsumed entries or evicted old ones: rebuild the index. */
     private reindex() {
-        const entries = this.options.spill?.list() ?? [];
+        const entries = new Set(this.options.spill?.list());
         for (const entry of entries)
             if (!this.indexed.has(entry)) this.indexEntry(entry);
         for (const entry of this.indexed)
-            if (!entries.includes(entry)) {
+            if (!entries.has(entry)) {
                 this.spillIndex.delete(entry);
                 this.indexed.delete(entry);
             }

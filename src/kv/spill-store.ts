@@ -21,8 +21,16 @@ export interface SpillStoreOptions {
     dir: string;
     /** Bytes of state files kept at most; least recently used ones go first. */
     budgetBytes: number;
+    /**
+     * States kept at most, whatever their size. A small model's states are tiny, so the byte
+     * budget alone would let the folder (and the index of every state held in memory) grow by
+     * thousands of entries on a busy server. Default 512.
+     */
+    maxStates?: number;
     model: string;
 }
+
+const DEFAULT_MAX_STATES = 512;
 
 export type Rejection = "missing" | "size" | "checksum" | "model";
 
@@ -131,9 +139,12 @@ export class SpillStore {
     private async enforceBudget() {
         const byAge = this.list().sort((a, b) => a.lastUsedAt - b.lastUsedAt);
         let total = this.bytes;
+        let count = byAge.length;
+        const maxStates = this.options.maxStates ?? DEFAULT_MAX_STATES;
         for (const entry of byAge) {
-            if (total <= this.options.budgetBytes) break;
+            if (total <= this.options.budgetBytes && count <= maxStates) break;
             total -= entry.bytes;
+            count--;
             await this.delete(entry);
         }
     }

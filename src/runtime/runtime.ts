@@ -39,6 +39,8 @@ export interface KvOptions {
     spillDir?: string;
     /** Bytes of spilled states kept at most. Default 1 GiB. */
     spillBudgetBytes?: number;
+    /** Spilled states kept at most (see SpillStoreOptions.maxStates). */
+    spillMaxStates?: number;
     /** Write every cached sequence to the spill folder on shutdown, to be picked up after a restart. */
     persistOnShutdown?: boolean;
 }
@@ -352,11 +354,11 @@ export class Runtime {
     }
 
     private async createKvManager(model: BackendModel) {
-        const {blockSize = 32, spillDir, spillBudgetBytes = 1024 ** 3} = this.options.kv ?? {};
+        const {blockSize = 32, spillDir, spillBudgetBytes = 1024 ** 3, spillMaxStates} = this.options.kv ?? {};
         const identity = model.description.fingerprint;
         let spill: SpillStore | undefined;
         if (spillDir != null) {
-            const opened = await SpillStore.open({dir: path.join(spillDir, identity), budgetBytes: spillBudgetBytes, model: identity});
+            const opened = await SpillStore.open({dir: path.join(spillDir, identity), budgetBytes: spillBudgetBytes, maxStates: spillMaxStates, model: identity});
             spill = opened.store;
             if (opened.discarded > 0)
                 this.options.onEvent?.("spill-discarded", {files: opened.discarded});
