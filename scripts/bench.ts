@@ -21,6 +21,7 @@ import {renderMarkdown, summarize, type BenchReport, type Variant} from "./bench
 import {runKvBench, runKvQuantBench} from "./bench/kv.js";
 import {runSpeculationBench} from "./bench/speculation.js";
 import {runSizedBench} from "./bench/sized.js";
+import {runNativeBench} from "./bench/native.js";
 import {ensureSyntheticModel} from "./fixtures/synthetic-model.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -34,6 +35,7 @@ const {values: args} = parseArgs({
         "skip-kv": {type: "boolean", default: false},
         "skip-speculation": {type: "boolean", default: false},
         "skip-sized": {type: "boolean", default: false},
+        "skip-native": {type: "boolean", default: false},
         /** The realistic-size model; default: the synthetic Llama-3.2-1B-shaped Q4_0 one (written to .cache/models on first use). */
         "sized-model": {type: "string"},
         out: {type: "string"}
@@ -113,6 +115,20 @@ if (!args["skip-sized"]) {
         model: sizedModel, ...report.sizedSettings, promptTokens: 128,
         streams: args.quick ? [1, 2] : [1, 2, 4, 8], leakRequests: args.quick ? 10 : 100
     }, (message) => console.error(message));
+}
+if (!args["skip-native"]) {
+    const sizedModel = args["sized-model"] != null ? path.resolve(root, args["sized-model"])
+        : await ensureSyntheticModel(args.quick ? "tiny" : "llama-1b", path.join(root, ".cache/models"), (file) => console.error(`writing ${file}…`));
+    report.native = [];
+    // The test model at the runtime's thread choice (per-token overhead), then the realistic size at 2 threads.
+    for (const [model, settings] of [
+        [modelPath, {threads, runs: args.quick ? 1 : 5, tokens: args.quick ? 64 : 256}],
+        [sizedModel, {threads: Math.min(2, os.availableParallelism()), runs: args.quick ? 1 : 5, tokens: args.quick ? 16 : 64}]
+    ] as const) {
+        console.error(`binary and wait policy: ${path.basename(model)}`);
+        const native = await runNativeBench({model, ...settings, promptTokens: 128, streams: 4}, (message) => console.error(message));
+        report.native.push({report: native, runs: settings.runs, tokens: settings.tokens});
+    }
 }
 console.log(JSON.stringify(report, null, 2));
 if (!args.quick || args.out != null) {

@@ -2,6 +2,7 @@ import type {DecodeSample} from "./clients.js";
 import type {KvBenchReport, KvQuantRow} from "./kv.js";
 import {renderSpeculation, type SpeculationRow} from "./speculation.js";
 import {renderSized, type SizedBenchReport} from "./sized.js";
+import {renderNative, type NativeBenchReport} from "./native.js";
 
 /** raw: node-llama-cpp with the server's settings; rawDefaults: with node-llama-cpp's own defaults. */
 export type Variant = "raw" | "rawDefaults" | "sse" | "ws";
@@ -28,6 +29,7 @@ export interface BenchReport {
     speculationFfnLength?: number;
     sized?: SizedBenchReport;
     sizedSettings?: {runs: number; tokens: number};
+    native?: {report: NativeBenchReport; runs: number; tokens: number}[];
 }
 
 export function median(values: number[]) {
@@ -80,7 +82,7 @@ Raw samples (tok/s): ${r.raw.samples.map((sample) => sample.tokensPerSecond.toFi
 Raw with node-llama-cpp's defaults (tok/s): ${r.rawDefaults.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
 SSE samples (tok/s): ${r.sse.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
 WS samples (tok/s): ${r.ws.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
-${report.kv == null ? "" : renderKv(report.kv)}${report.kvQuant == null ? "" : renderKvQuant(report.kvQuant)}${report.speculation == null ? "" : renderSpeculation(report.speculation, report.speculationFfnLength ?? 0)}${report.sized == null ? "" : renderSized(report.sized, report.sizedSettings?.runs ?? 0, report.sizedSettings?.tokens ?? 0)}`;
+${report.kv == null ? "" : renderKv(report.kv)}${report.kvQuant == null ? "" : renderKvQuant(report.kvQuant)}${report.speculation == null ? "" : renderSpeculation(report.speculation, report.speculationFfnLength ?? 0)}${report.sized == null ? "" : renderSized(report.sized, report.sizedSettings?.runs ?? 0, report.sizedSettings?.tokens ?? 0)}${(report.native ?? []).map((entry) => renderNative(entry.report, entry.runs, entry.tokens)).join("")}`;
 }
 
 function renderKv(kv: KvBenchReport) {

@@ -7,6 +7,7 @@ import {Runtime, type KvOptions} from "../../src/runtime/runtime.js";
 import {startServer} from "../../src/api/server.js";
 import {PowerService} from "../../src/power/service.js";
 import type {GovernorThresholdsInput} from "../../src/power/governor-policy.js";
+import type {NativeBuildRecord} from "../../src/backends/llama-cpp/native-build.js";
 
 export interface ServerProcessOptions {
     model: string;
@@ -16,10 +17,12 @@ export interface ServerProcessOptions {
     kv?: KvOptions;
     /** Run the power governor over this (fake) sysfs root. */
     power?: {sensorRoot: string; pollIntervalMs?: number; thresholds?: GovernorThresholdsInput};
+    /** A local build to load instead of the prebuilt binary. */
+    nativeBuild?: NativeBuildRecord;
 }
 
 const options = JSON.parse(process.argv[2]!) as ServerProcessOptions;
-const runtime = new Runtime(await LlamaCppBackend.create({gpu: false}), {kv: options.kv});
+const runtime = new Runtime(await LlamaCppBackend.create({gpu: false, nativeBuild: options.nativeBuild}), {kv: options.kv});
 await runtime.load({path: options.model, id: "bench", parallel: options.parallel ?? 1, threads: options.threads, contextSize: options.contextSize});
 const power = options.power == null ? undefined : new PowerService({runtime, ...options.power}).start();
 const server = await startServer({runtime, host: "127.0.0.1", port: 0, maxBodyBytes: 1 << 22, maxWsFrameBytes: 1 << 20, power});

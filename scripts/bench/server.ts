@@ -15,9 +15,10 @@ export interface BenchServer {
 }
 
 /** Starts scripts/bench/server-process.ts in its own process and waits until it serves. */
-export async function startBenchServer(options: ServerProcessOptions): Promise<BenchServer> {
+export async function startBenchServer(options: ServerProcessOptions, env: Record<string, string> = {}): Promise<BenchServer> {
     const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.join(here, "server-process.ts"), JSON.stringify(options)], {
         cwd: path.resolve(here, "../.."),
+        env: {...process.env, ...env},
         stdio: ["ignore", "pipe", "inherit"]
     });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

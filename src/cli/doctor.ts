@@ -2,11 +2,13 @@ import {stat} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type {Command} from "commander";
-import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
+import type {LlamaBuildInfo} from "../backends/llama-cpp/backend.js";
 import {currentPlatform, readBuildRecord, readPresets} from "../backends/llama-cpp/native-build.js";
 import {chooseThreads} from "../backends/llama-cpp/threads.js";
 import {MLX_PACKAGE, mlxPlatformProblem} from "../backends/mlx/loader.js";
 import {loadSettings} from "../config/load.js";
+import {createLogger} from "../logger.js";
+import {createLlamaCppBackend} from "./serve.js";
 import {formatBytes, listModelFiles} from "../models/registry.js";
 
 interface DoctorFlags {
@@ -21,7 +23,7 @@ interface DoctorFlags {
 export interface DoctorReport {
     platform: string;
     backend: {name: string; reason: string};
-    build: LlamaCppBackend["build"] & {record?: string};
+    build: LlamaBuildInfo & {record?: string};
     gpu: {type: string; devices: string[]; vramTotalBytes: number; vramFreeBytes: number; reason: string};
     memory: {ramTotalBytes: number; ramFreeBytes: number};
     cpu: {cores: number; mathCores: number; model: string};
@@ -48,7 +50,7 @@ async function diagnose(flags: DoctorFlags): Promise<DoctorReport> {
     const settings = await loadSettings({configFile: flags.config, flags: {gpu: flags.gpu, model: flags.model, modelsDir: flags.modelsDir}});
     const recordFile = path.resolve(settings.nativeBuildRecord);
     const record = await readBuildRecord(recordFile);
-    const backend = await LlamaCppBackend.create({gpu: settings.gpu === "cpu" ? false : "auto", nativeBuild: record});
+    const backend = await createLlamaCppBackend(settings, createLogger("silent"));
     try {
         const llama = backend.llama;
         const [devices, vram, ram] = await Promise.all([llama.getGpuDeviceNames(), llama.getVramState(), llama.getRamState()]);
@@ -91,6 +93,7 @@ function render(report: DoctorReport): string {
         `backend    ${report.backend.name} — ${report.backend.reason}`,
         `build      ${build.type === "localBuild" ? `local build${build.preset == null ? "" : ` (preset ${build.preset})`}` : "prebuilt"}, ${build.llamaCppRelease} — ${build.reason}`,
         ...(Object.keys(build.cmakeOptions).length > 0 ? [`cmake      ${Object.entries(build.cmakeOptions).map(([key, value]) => `${key}=${value}`).join(" ")}`] : []),
+        ...(build.waitPolicy == null ? [] : [`wait       OpenMP ${build.waitPolicy.policy}${Object.keys(build.waitPolicy.env).length > 0 ? ` (${Object.entries(build.waitPolicy.env).map(([key, value]) => `${key}=${value}`).join(" ")})` : ""} — ${build.waitPolicy.reason}`]),
         `gpu        ${report.gpu.type}${report.gpu.devices.length > 0 ? ` (${report.gpu.devices.join(", ")}, ${formatBytes(report.gpu.vramFreeBytes)} free of ${formatBytes(report.gpu.vramTotalBytes)})` : ""} — ${report.gpu.reason}`,
         `memory     ${formatBytes(report.memory.ramFreeBytes)} free of ${formatBytes(report.memory.ramTotalBytes)} RAM`,
         `cpu        ${report.cpu.model}, ${report.cpu.cores} logical cores, ${report.cpu.mathCores} for math`,

@@ -5,6 +5,8 @@ import type {LoadModelOptions} from "../backends/backend.js";
 import {maybeStartNativeBuild} from "../backends/llama-cpp/auto-native-build.js";
 import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
 import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
+import {chooseWaitPolicy} from "../backends/llama-cpp/wait-policy.js";
+import {readPowerOnce} from "../power/sensors/index.js";
 import {MlxBackend} from "../backends/mlx/backend.js";
 import {MlxUnavailableError, mlxPlatformProblem} from "../backends/mlx/loader.js";
 import {loadSettings, SettingsError} from "../config/load.js";
@@ -262,13 +264,18 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
     };
 }
 
-/** llama.cpp, with the local build scripts/build-backend.ts recorded when there is one. */
-async function createLlamaCppBackend(settings: Settings, logger: Logger) {
+/** llama.cpp, with the local build scripts/build-backend.ts recorded when there is one (and its OpenMP wait policy). */
+export async function createLlamaCppBackend(settings: Settings, logger: Logger) {
+    const nativeBuild = await readBuildRecord(path.resolve(settings.nativeBuildRecord));
+    const power = nativeBuild == null || settings.waitPolicy !== "auto" ? undefined
+        : await readPowerOnce({sensorRoot: settings.power.sensorRoot === "/sys" ? undefined : settings.power.sensorRoot});
     const backend = await LlamaCppBackend.create({
         gpu: settings.gpu === "cpu" ? false : "auto",
         logger: (level, message) => logger[level](message),
-        nativeBuild: await readBuildRecord(path.resolve(settings.nativeBuildRecord))
+        nativeBuild,
+        waitPolicy: chooseWaitPolicy({setting: settings.waitPolicy, onBattery: power?.battery?.discharging, lowPowerMode: power?.lowPowerMode})
     });
     logger.debug({build: backend.build}, `llama.cpp: ${backend.build.type} (${backend.build.reason})`);
+    if (backend.build.waitPolicy != null) logger.info(`OpenMP wait policy: ${backend.build.waitPolicy.policy} (${backend.build.waitPolicy.reason})`);
     return backend;
 }

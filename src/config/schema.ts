@@ -77,6 +77,11 @@ export const settingsSchema = z.object({
     kvSpillBudgetMiB: z.coerce.number().positive().default(1024),
     /** Spilled states kept at most, whatever their size (least recently used go first). */
     kvSpillMaxStates: z.coerce.number().int().min(1).default(512),
+    /**
+     * How OpenMP threads of a local llama.cpp build wait between steps: "auto" spins briefly on AC
+     * power and sleeps on battery (checked at start-up), "spin", "passive", or libgomp's "default".
+     */
+    waitPolicy: z.enum(["auto", "spin", "passive", "default"]).default("auto"),
     /** Save every cached conversation on shutdown so it survives a restart. */
     persistSessions: flag.default(false),
     /** A small model with the same tokenizer, drafting tokens for speculative decoding. */
@@ -191,6 +196,7 @@ export const settingsEnv: Partial<Record<keyof Settings, string>> = {
     kvSpillDir: "EDGE_LLM_KV_SPILL_DIR",
     kvSpillBudgetMiB: "EDGE_LLM_KV_SPILL_BUDGET_MIB",
     kvSpillMaxStates: "EDGE_LLM_KV_SPILL_MAX_STATES",
+    waitPolicy: "EDGE_LLM_WAIT_POLICY",
     persistSessions: "EDGE_LLM_PERSIST_SESSIONS",
     adminToken: "EDGE_LLM_ADMIN_TOKEN",
     draft: "EDGE_LLM_DRAFT",

@@ -10,6 +10,7 @@ import {resolveChatWrapperOffThread} from "./chat-wrapper.js";
 import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeError, readKvShape} from "./kv-cache.js";
 import {assertReadableGguf} from "../../models/gguf-check.js";
 import {preflightModel} from "./preflight.js";
+import {applyWaitPolicy, type WaitPolicyChoice} from "./wait-policy.js";
 import {modelFingerprint} from "../../models/fingerprint.js";
 import {assertCompatibleDraft} from "./draft-model.js";
 import type {NativeBuildRecord} from "./native-build.js";
@@ -27,6 +28,8 @@ export interface LlamaCppBackendOptions {
     logger?: (level: "debug" | "info" | "warn" | "error", message: string) => void;
     /** A local source build recorded by scripts/build-backend.ts, used instead of the prebuilt binary when it loads. */
     nativeBuild?: NativeBuildRecord;
+    /** How OpenMP threads wait between steps (wait-policy.ts); applied only to a local build with OpenMP. */
+    waitPolicy?: WaitPolicyChoice;
 }
 
 /** Which llama.cpp binary runs, and why (`edge-llm doctor`, /health). */
@@ -37,6 +40,8 @@ export interface LlamaBuildInfo {
     cmakeOptions: Readonly<Record<string, string>>;
     llamaCppRelease: string;
     reason: string;
+    /** The OpenMP wait policy of a local OpenMP build (libgomp reads it once, at load). */
+    waitPolicy?: {policy: WaitPolicyChoice["policy"]; env: Record<string, string>; reason: string};
 }
 
 /** llama.cpp through node-llama-cpp's prebuilt (or locally built) binaries. */
@@ -60,8 +65,12 @@ export class LlamaCppBackend implements Backend {
             fallbackReason = `the GPU is off (--gpu cpu) and the recorded local build "${record.preset}" uses ${record.gpu}, so the prebuilt CPU binary runs`;
         else if (record != null) {
             try {
+                // Before the binary (and libgomp with it) loads.
+                const openMp = record.cmakeOptions.GGML_OPENMP === "ON" && options.waitPolicy != null;
+                if (openMp) applyWaitPolicy(options.waitPolicy!);
                 const llama = await LlamaCppBackend.getLlama(options, {gpu: record.gpu, cmakeOptions: record.cmakeOptions, usePrebuiltBinaries: false});
                 const build = describeBuild(llama, record.preset, `local build of preset "${record.preset}" (scripts/build-backend.ts, ${record.builtAt})`);
+                if (openMp) build.waitPolicy = {...options.waitPolicy!};
                 return new LlamaCppBackend(llama, new GrammarCache(llama), log, build, record.offload === true);
             } catch (error) {
                 const why = error instanceof NoBinaryFoundError

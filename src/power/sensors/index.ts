@@ -1,8 +1,9 @@
-import type {PowerSensor} from "../types.js";
+import type {PowerReading, PowerSensor} from "../types.js";
 import {commandOnPath} from "./command.js";
 import {DarwinSensor} from "./darwin.js";
 import {SysfsSensor} from "./linux-sysfs.js";
 import {TermuxSensor} from "./termux.js";
+import {mergeReadings} from "./merge.js";
 
 export {DarwinSensor, parsePmsetBatt, parsePmsetLowPowerMode, parsePmsetTherm, parseThermalPressure} from "./darwin.js";
 export {SysfsSensor} from "./linux-sysfs.js";
@@ -44,5 +45,20 @@ export function detectSensors(options: DetectSensorsOptions = {}): PowerSensor[]
             return [new DarwinSensor()];
         default:
             return [];
+    }
+}
+
+/** One merged reading from this machine's sensors, or undefined when none answers within `timeoutMs`. */
+export async function readPowerOnce(options: DetectSensorsOptions & {timeoutMs?: number} = {}): Promise<PowerReading | undefined> {
+    const sensors = detectSensors(options);
+    if (sensors.length === 0) return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), options.timeoutMs ?? 1000)));
+    try {
+        const readings = await Promise.race([Promise.all(sensors.map((sensor) => sensor.read())), timeout]);
+        const present = readings?.filter((reading) => reading != null) ?? [];
+        return present.length === 0 ? undefined : mergeReadings(present);
+    } finally {
+        clearTimeout(timer);
     }
 }

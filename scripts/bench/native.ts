@@ -1,0 +1,180 @@
+/**
+ * The binary and the OpenMP wait policy: node-llama-cpp's prebuilt binary against the local
+ * cpu-native build (scripts/build-backend.ts cpu-native) under each wait policy, each in its own
+ * process — raw decode/prefill speed, CPU time per token and idle CPU — plus edge-llm's own
+ * server (SSE, one stream and several) on the binary and policy `serve` would choose here.
+ */
+import {execFile, spawn} from "node:child_process";
+import {existsSync} from "node:fs";
+import {promisify} from "node:util";
+import path from "node:path";
+import {fileURLToPath} from "node:url";
+import {readBuildRecord, type NativeBuildRecord} from "../../src/backends/llama-cpp/native-build.js";
+import {chooseWaitPolicy, type WaitPolicySetting} from "../../src/backends/llama-cpp/wait-policy.js";
+import type {NativeChildOptions, NativeChildResult} from "./native-child.js";
+import {decodeOverSse} from "./clients.js";
+import {startBenchServer} from "./server.js";
+import {median} from "./report.js";
+import {llamaBenchPath} from "../build-llama-tools.js";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export interface NativeBenchOptions {
+    model: string;
+    threads: number;
+    tokens: number;
+    promptTokens: number;
+    runs: number;
+    streams: number;
+    /** The build record; default .edge-llm/native-build.json. */
+    recordFile?: string;
+}
+
+export interface NativeBenchRow extends NativeChildResult {
+    binary: "prebuilt" | "native";
+    policy: WaitPolicySetting | "active";
+    env: Record<string, string>;
+}
+
+export interface NativeBenchReport {
+    model: string;
+    threads: number;
+    native?: {preset: string; cmakeOptions: Record<string, string>; builtAt: string};
+    /** Why there is no native row, when there is none. */
+    skipped?: string;
+    rows: NativeBenchRow[];
+    /** llama.cpp's own llama-bench built from the same source (scripts/build-llama-tools.ts), when built. */
+    llamaBench?: {decodeTokensPerSecond: number; prefillTokensPerSecond: number; build: string};
+    /** edge-llm over SSE on the binary and policy serve chooses here. */
+    server: {binary: "prebuilt" | "native"; policy: string; decodeTokensPerSecond: number; prefillTokensPerSecond: number; streams: number; streamsTokensPerSecond: number};
+}
+
+const POLICIES: {policy: NativeBenchRow["policy"]; env: Record<string, string>}[] = [
+    {policy: "default", env: {}},
+    {policy: "passive", env: chooseWaitPolicy({setting: "passive", env: {}}).env},
+    {policy: "spin", env: chooseWaitPolicy({setting: "spin", env: {}}).env},
+    {policy: "active", env: {OMP_WAIT_POLICY: "active"}}
+];
+
+function runChild(options: NativeChildOptions, env: Record<string, string>): Promise<NativeChildResult> {
+    return new Promise((resolve, reject) => {
+        const cleanEnv = {...process.env};
+        delete cleanEnv.OMP_WAIT_POLICY;
+        delete cleanEnv.GOMP_SPINCOUNT;
+        const child = spawn(process.execPath, ["--import", "tsx", path.join(here, "native-child.ts"), JSON.stringify(options)], {
+            env: {...cleanEnv, ...env}, stdio: ["ignore", "pipe", "inherit"]
+        });
+        let out = "";
+        child.stdout.setEncoding("utf8").on("data", (text: string) => (out += text));
+        child.once("error", reject);
+        child.once("exit", (code) => {
+            const line = out.split("\n").find((text) => text.startsWith("{"));
+            if (code === 0 && line != null) resolve(JSON.parse(line) as NativeChildResult);
+            else reject(new Error(`native-child exited with ${code}`));
+        });
+    });
+}
+
+export async function runNativeBench(options: NativeBenchOptions, log: (message: string) => void = () => {}): Promise<NativeBenchReport> {
+    const record = await readBuildRecord(options.recordFile ?? path.resolve(here, "../../.edge-llm/native-build.json"));
+    const usable: NativeBuildRecord | undefined = record?.gpu === false ? record : undefined;
+    const childOptions = {model: options.model, threads: options.threads, tokens: options.tokens, promptTokens: options.promptTokens, runs: options.runs, streams: options.streams};
+    const rows: NativeBenchRow[] = [];
+    // Interleave: a round measures every configuration once, so drift hits them alike.
+    const configurations: {binary: NativeBenchRow["binary"]; policy: NativeBenchRow["policy"]; env: Record<string, string>}[] = [
+        {binary: "prebuilt", policy: "default", env: {}},
+        ...(usable == null ? [] : POLICIES.map((entry) => ({binary: "native" as const, ...entry})))
+    ];
+    for (const configuration of configurations) {
+        log(`${configuration.binary}, wait policy ${configuration.policy}`);
+        const result = await runChild({...childOptions, cmakeOptions: configuration.binary === "native" ? usable!.cmakeOptions : undefined}, configuration.env);
+        rows.push({...configuration, ...result});
+    }
+
+    const llamaBench = existsSync(llamaBenchPath) ? await runLlamaBench(options, log) : undefined;
+
+    // The server as `serve` would run here: native when built, with the wait policy chosen for AC power.
+    const policy = chooseWaitPolicy({setting: "auto", env: {}});
+    const env = usable == null ? {} : policy.env;
+    log(`edge-llm over SSE: ${usable == null ? "prebuilt" : "native"} binary${usable == null ? "" : `, ${policy.policy}`}`);
+    const server = await startBenchServer({
+        model: options.model, threads: options.threads, parallel: options.streams,
+        contextSize: Math.max(512, options.promptTokens + options.tokens + 16), nativeBuild: usable
+    }, env);
+    const words = ["the", "little", "dog", "went", "to", "park", "and", "saw", "a", "big", "tree"];
+    const decode: number[] = [];
+    const prefill: number[] = [];
+    const streams: number[] = [];
+    try {
+        await decodeOverSse(server.url, {prompt: "Once upon a time", maxTokens: 8});
+        for (let run = 0; run < options.runs; run++) {
+            decode.push((await decodeOverSse(server.url, {prompt: `${run} Once upon a time`, maxTokens: options.tokens})).tokensPerSecond);
+            const prompt = `p${run} ` + Array.from({length: options.promptTokens}, (_, index) => words[index % words.length]).join(" ");
+            const counted = await (await fetch(`${server.url}/tokenize`, {method: "POST", body: JSON.stringify({content: prompt, add_special: true})})).json() as {tokens: number[]};
+            const sample = await decodeOverSse(server.url, {prompt, maxTokens: 1});
+            prefill.push(counted.tokens.length / (sample.ttftMs / 1000));
+            const streamsStart = performance.now();
+            const samples = await Promise.all(Array.from({length: options.streams}, (_, index) =>
+                decodeOverSse(server.url, {prompt: `${run}-${index} Once upon a time`, maxTokens: options.tokens})));
+            streams.push(samples.reduce((sum, sample) => sum + sample.tokens, 0) / ((performance.now() - streamsStart) / 1000));
+        }
+    } finally {
+        await server.stop();
+    }
+    return {
+        model: path.basename(options.model),
+        threads: options.threads,
+        ...(usable == null
+            ? {skipped: record == null ? "no local build recorded (npx tsx scripts/build-backend.ts cpu-native)" : `the recorded build "${record.preset}" is not a CPU build`}
+            : {native: {preset: usable.preset, cmakeOptions: usable.cmakeOptions, builtAt: usable.builtAt}}),
+        rows,
+        ...(llamaBench == null ? {} : {llamaBench}),
+        server: {
+            binary: usable == null ? "prebuilt" : "native", policy: usable == null ? "-" : policy.policy,
+            decodeTokensPerSecond: median(decode), prefillTokensPerSecond: median(prefill), streams: options.streams, streamsTokensPerSecond: median(streams)
+        }
+    };
+}
+
+/** llama-bench's pp and tg tests at the same thread count: llama.cpp with no Node in the way. */
+async function runLlamaBench(options: NativeBenchOptions, log: (message: string) => void) {
+    log("llama.cpp's llama-bench");
+    const {stdout} = await promisify(execFile)(llamaBenchPath, [
+        "-m", options.model, "-t", String(options.threads), "-p", String(options.promptTokens), "-n", String(options.tokens),
+        "-r", String(Math.max(3, options.runs)), "-o", "json"
+    ], {maxBuffer: 1 << 24});
+    const tests = JSON.parse(stdout) as {n_prompt: number; n_gen: number; avg_ts: number; build_commit: string; build_number: number}[];
+    const prefill = tests.find((test) => test.n_prompt > 0 && test.n_gen === 0);
+    const decode = tests.find((test) => test.n_gen > 0 && test.n_prompt === 0);
+    return {decodeTokensPerSecond: decode?.avg_ts ?? 0, prefillTokensPerSecond: prefill?.avg_ts ?? 0, build: `${tests[0]?.build_commit ?? "?"} (${tests[0]?.build_number ?? "?"})`};
+}
+
+const f0 = (value: number | undefined) => value == null ? "" : value.toFixed(0);
+
+export function renderNative(report: NativeBenchReport, runs: number, tokens: number): string {
+    const rows = report.rows.map((row) =>
+        `| ${row.binary} | ${row.binary === "prebuilt" ? "(ggml threads)" : row.policy}${Object.keys(row.env).length > 0 ? ` \`${Object.entries(row.env).map(([key, value]) => `${key}=${value}`).join(" ")}\`` : ""} | ` +
+        `${f0(row.decodeTokensPerSecond)} | ${f0(row.prefillTokensPerSecond)} | ${f0(row.streamsTokensPerSecond)} | ${row.cpuMsPerToken.toFixed(1)} | ${row.idleCpuPercent.toFixed(1)}% |`);
+    const server = report.server;
+    return `
+## Binary and OpenMP wait policy
+
+scripts/bench/native.ts on \`${report.model}\`, ${report.threads} threads, medians of ${runs} runs of ${tokens} tokens, each
+configuration in its own process (libgomp reads its wait policy once, at load). "native" is the
+local build scripts/build-backend.ts cpu-native made from node-llama-cpp's bundled llama.cpp
+${report.native == null ? `— **not measured: ${report.skipped}**` : `(${Object.entries(report.native.cmakeOptions).map(([key, value]) => `${key}=${value}`).join(", ")}, built ${report.native.builtAt.slice(0, 10)})`}.
+CPU ms per token counts every thread of the process; idle CPU is measured over the 0.5 s after a decode.
+
+| binary | wait policy | decode tok/s | prefill tok/s | ${report.server.streams} streams tok/s | CPU ms / token | idle CPU |
+| --- | --- | ---: | ---: | ---: | ---: | ---: |
+${rows.join("\n")}
+
+${report.llamaBench == null ? "llama.cpp's llama-bench: not built here (npx tsx scripts/build-llama-tools.ts builds it from the bundled source)."
+        : `llama.cpp's own llama-bench, built from the same bundled source (native, OpenMP, build ${report.llamaBench.build}), in the same run: **${f0(report.llamaBench.decodeTokensPerSecond)} tok/s** decode (tg${tokens}), **${f0(report.llamaBench.prefillTokensPerSecond)} tok/s** prefill (pp128).`}
+
+edge-llm's server as \`serve\` runs it here (${server.binary} binary${server.binary === "native" ? `, wait policy ${server.policy}` : ""}), over SSE:
+**${f0(server.decodeTokensPerSecond)} tok/s** decode (one stream), **${f0(server.prefillTokensPerSecond)} tok/s** prefill,
+**${f0(server.streamsTokensPerSecond)} tok/s** aggregate over ${server.streams} concurrent streams.
+Bars from issue 7 (llama.cpp's own tools on this machine, same model shape): llama-server 52 tok/s one stream, 83 tok/s with \`-np 4\`; llama-bench pp128 141 tok/s.
+`;
+}
