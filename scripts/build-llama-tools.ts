@@ -3,7 +3,7 @@
  * release edge-llm runs), for this CPU (GGML_NATIVE, OpenMP), offline. `npm run bench` runs it
  * next to edge-llm when it exists, so the comparison with llama.cpp is measured, not quoted.
  *
- *   npx tsx scripts/build-llama-tools.ts            # → .cache/llama.cpp-tools/bin/llama-bench (~5 min on 2 cores)
+ *   npx tsx scripts/build-llama-tools.ts            # → .cache/llama.cpp-tools/build/bin/llama-bench (~5 min on 2 cores)
  */
 import {spawn} from "node:child_process";
 import {existsSync} from "node:fs";
@@ -14,7 +14,7 @@ import {fileURLToPath} from "node:url";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const toolsDir = path.join(root, ".cache/llama.cpp-tools");
-export const llamaBenchPath = path.join(toolsDir, "bin", "llama-bench");
+export const llamaBenchPath = path.join(toolsDir, "build", "bin", "llama-bench");
 
 function run(command: string, args: string[], cwd = root): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -41,8 +41,8 @@ async function main() {
     const build = path.join(toolsDir, "build");
     console.error(`llama.cpp source: ${source}`);
     await run("cmake", ["-S", source, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DGGML_OPENMP=ON",
-        "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DBUILD_SHARED_LIBS=OFF",
-        `-DCMAKE_RUNTIME_OUTPUT_DIRECTORY=${path.join(toolsDir, "bin")}`]);
+        "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DBUILD_SHARED_LIBS=OFF"
+    ]);
     await run("cmake", ["--build", build, "--target", "llama-bench", "-j", String(os.availableParallelism())]);
     console.error(`built ${llamaBenchPath}`);
 }

@@ -26,19 +26,24 @@ export interface NativeBenchOptions {
     promptTokens: number;
     runs: number;
     streams: number;
+    /** The bars this model is held to, for the report. */
+    bars?: string;
     /** The build record; default .edge-llm/native-build.json. */
     recordFile?: string;
 }
 
 export interface NativeBenchRow extends NativeChildResult {
     binary: "prebuilt" | "native";
-    policy: WaitPolicySetting | "active";
+    policy: WaitPolicySetting;
+    /** libuv pool threads (UV_THREADPOOL_SIZE): node-llama-cpp decodes on them. */
+    pool: number;
     env: Record<string, string>;
 }
 
 export interface NativeBenchReport {
     model: string;
     threads: number;
+    bars?: string;
     native?: {preset: string; cmakeOptions: Record<string, string>; builtAt: string};
     /** Why there is no native row, when there is none. */
     skipped?: string;
@@ -49,11 +54,13 @@ export interface NativeBenchReport {
     server: {binary: "prebuilt" | "native"; policy: string; decodeTokensPerSecond: number; prefillTokensPerSecond: number; streams: number; streamsTokensPerSecond: number};
 }
 
-const POLICIES: {policy: NativeBenchRow["policy"]; env: Record<string, string>}[] = [
-    {policy: "default", env: {}},
-    {policy: "passive", env: chooseWaitPolicy({setting: "passive", env: {}}).env},
-    {policy: "spin", env: chooseWaitPolicy({setting: "spin", env: {}}).env},
-    {policy: "active", env: {OMP_WAIT_POLICY: "active"}}
+/** The rows: node's default libuv pool (4 threads) and one pool thread, as `serve` runs a local OpenMP build. */
+const NATIVE_ROWS: {policy: NativeBenchRow["policy"]; pool: number}[] = [
+    {policy: "spin", pool: 4},
+    {policy: "passive", pool: 1},
+    {policy: "short-spin", pool: 1},
+    {policy: "spin", pool: 1},
+    {policy: "active", pool: 1}
 ];
 
 function runChild(options: NativeChildOptions, env: Record<string, string>): Promise<NativeChildResult> {
@@ -81,13 +88,14 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
     const childOptions = {model: options.model, threads: options.threads, tokens: options.tokens, promptTokens: options.promptTokens, runs: options.runs, streams: options.streams};
     const rows: NativeBenchRow[] = [];
     // Interleave: a round measures every configuration once, so drift hits them alike.
-    const configurations: {binary: NativeBenchRow["binary"]; policy: NativeBenchRow["policy"]; env: Record<string, string>}[] = [
-        {binary: "prebuilt", policy: "default", env: {}},
-        ...(usable == null ? [] : POLICIES.map((entry) => ({binary: "native" as const, ...entry})))
+    const configurations: Omit<NativeBenchRow, keyof NativeChildResult>[] = [
+        {binary: "prebuilt", policy: "spin", pool: 4, env: {}},
+        ...(usable == null ? [] : NATIVE_ROWS.map(({policy, pool}) => ({binary: "native" as const, policy, pool, env: chooseWaitPolicy({setting: policy, env: {}}).env})))
     ];
     for (const configuration of configurations) {
-        log(`${configuration.binary}, wait policy ${configuration.policy}`);
-        const result = await runChild({...childOptions, cmakeOptions: configuration.binary === "native" ? usable!.cmakeOptions : undefined}, configuration.env);
+        log(`${configuration.binary}, wait policy ${configuration.policy}, ${configuration.pool} pool thread(s)`);
+        const result = await runChild({...childOptions, cmakeOptions: configuration.binary === "native" ? usable!.cmakeOptions : undefined},
+            {...configuration.env, UV_THREADPOOL_SIZE: String(configuration.pool)});
         rows.push({...configuration, ...result});
     }
 
@@ -95,7 +103,8 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
 
     // The server as `serve` would run here: native when built, with the wait policy chosen for AC power.
     const policy = chooseWaitPolicy({setting: "auto", env: {}});
-    const env = usable == null ? {} : policy.env;
+    // serve relaunches itself with one pool thread for a local OpenMP build (src/cli/single-pool.ts).
+    const env: Record<string, string> = usable == null ? {} : {...policy.env, UV_THREADPOOL_SIZE: "1"};
     log(`edge-llm over SSE: ${usable == null ? "prebuilt" : "native"} binary${usable == null ? "" : `, ${policy.policy}`}`);
     const server = await startBenchServer({
         model: options.model, threads: options.threads, parallel: options.streams,
@@ -124,6 +133,7 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
     return {
         model: path.basename(options.model),
         threads: options.threads,
+        ...(options.bars == null ? {} : {bars: options.bars}),
         ...(usable == null
             ? {skipped: record == null ? "no local build recorded (npx tsx scripts/build-backend.ts cpu-native)" : `the recorded build "${record.preset}" is not a CPU build`}
             : {native: {preset: usable.preset, cmakeOptions: usable.cmakeOptions, builtAt: usable.builtAt}}),
@@ -153,7 +163,7 @@ const f0 = (value: number | undefined) => value == null ? "" : value.toFixed(0);
 
 export function renderNative(report: NativeBenchReport, runs: number, tokens: number): string {
     const rows = report.rows.map((row) =>
-        `| ${row.binary} | ${row.binary === "prebuilt" ? "(ggml threads)" : row.policy}${Object.keys(row.env).length > 0 ? ` \`${Object.entries(row.env).map(([key, value]) => `${key}=${value}`).join(" ")}\`` : ""} | ` +
+        `| ${row.binary} | ${row.pool} | ${row.binary === "prebuilt" ? "(ggml threads)" : row.policy}${Object.keys(row.env).length > 0 ? ` \`${Object.entries(row.env).map(([key, value]) => `${key}=${value}`).join(" ")}\`` : ""} | ` +
         `${f0(row.decodeTokensPerSecond)} | ${f0(row.prefillTokensPerSecond)} | ${f0(row.streamsTokensPerSecond)} | ${row.cpuMsPerToken.toFixed(1)} | ${row.idleCpuPercent.toFixed(1)}% |`);
     const server = report.server;
     return `
@@ -165,16 +175,15 @@ local build scripts/build-backend.ts cpu-native made from node-llama-cpp's bundl
 ${report.native == null ? `— **not measured: ${report.skipped}**` : `(${Object.entries(report.native.cmakeOptions).map(([key, value]) => `${key}=${value}`).join(", ")}, built ${report.native.builtAt.slice(0, 10)})`}.
 CPU ms per token counts every thread of the process; idle CPU is measured over the 0.5 s after a decode.
 
-| binary | wait policy | decode tok/s | prefill tok/s | ${report.server.streams} streams tok/s | CPU ms / token | idle CPU |
-| --- | --- | ---: | ---: | ---: | ---: | ---: |
+| binary | libuv pool threads | wait policy | decode tok/s | prefill tok/s | ${report.server.streams} streams tok/s | CPU ms / token | idle CPU |
+| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |
 ${rows.join("\n")}
 
 ${report.llamaBench == null ? "llama.cpp's llama-bench: not built here (npx tsx scripts/build-llama-tools.ts builds it from the bundled source)."
         : `llama.cpp's own llama-bench, built from the same bundled source (native, OpenMP, build ${report.llamaBench.build}), in the same run: **${f0(report.llamaBench.decodeTokensPerSecond)} tok/s** decode (tg${tokens}), **${f0(report.llamaBench.prefillTokensPerSecond)} tok/s** prefill (pp128).`}
 
-edge-llm's server as \`serve\` runs it here (${server.binary} binary${server.binary === "native" ? `, wait policy ${server.policy}` : ""}), over SSE:
+edge-llm's server as \`serve\` runs it here (${server.binary} binary${server.binary === "native" ? `, wait policy ${server.policy}, one libuv pool thread` : ""}), over SSE:
 **${f0(server.decodeTokensPerSecond)} tok/s** decode (one stream), **${f0(server.prefillTokensPerSecond)} tok/s** prefill,
 **${f0(server.streamsTokensPerSecond)} tok/s** aggregate over ${server.streams} concurrent streams.
-Bars from issue 7 (llama.cpp's own tools on this machine, same model shape): llama-server 52 tok/s one stream, 83 tok/s with \`-np 4\`; llama-bench pp128 141 tok/s.
-`;
+${report.bars == null ? "" : `${report.bars}\n`}`;
 }

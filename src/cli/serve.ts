@@ -7,6 +7,7 @@ import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
 import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
 import {chooseWaitPolicy} from "../backends/llama-cpp/wait-policy.js";
 import {readPowerOnce} from "../power/sensors/index.js";
+import {relaunch, singlePoolReason} from "./single-pool.js";
 import {MlxBackend} from "../backends/mlx/backend.js";
 import {MlxUnavailableError, mlxPlatformProblem} from "../backends/mlx/loader.js";
 import {loadSettings, SettingsError} from "../config/load.js";
@@ -100,6 +101,12 @@ async function serve(flags: ServeFlags) {
             maxBodyBytes: flags.maxBodyBytes, maxWsFrameBytes: flags.maxWsFrameBytes
         }
     });
+    const singlePool = singlePoolReason(settings, await readBuildRecord(path.resolve(settings.nativeBuildRecord)));
+    if (singlePool != null) {
+        // Before anything else runs: the child is the server.
+        createLogger(settings.logLevel).debug(`relaunching with UV_THREADPOOL_SIZE=1: ${singlePool}`);
+        process.exit(await relaunch({UV_THREADPOOL_SIZE: "1"}));
+    }
     const access = await accessFromSettings(settings).catch((error: unknown) => {
         throw new SettingsError((error as Error).message);
     });

@@ -79,9 +79,9 @@ export const settingsSchema = z.object({
     kvSpillMaxStates: z.coerce.number().int().min(1).default(512),
     /**
      * How OpenMP threads of a local llama.cpp build wait between steps: "auto" spins briefly on AC
-     * power and sleeps on battery (checked at start-up), "spin", "passive", or libgomp's "default".
+     * power, a short one on battery (checked at start-up), or "spin", "short-spin", "passive", "active".
      */
-    waitPolicy: z.enum(["auto", "spin", "passive", "default"]).default("auto"),
+    waitPolicy: z.enum(["auto", "spin", "short-spin", "passive", "active"]).default("auto"),
     /** Save every cached conversation on shutdown so it survives a restart. */
     persistSessions: flag.default(false),
     /** A small model with the same tokenizer, drafting tokens for speculative decoding. */
