@@ -22,11 +22,14 @@ export interface ServerProcessOptions {
 }
 
 const options = JSON.parse(process.argv[2]!) as ServerProcessOptions;
-const runtime = new Runtime(await LlamaCppBackend.create({gpu: false, nativeBuild: options.nativeBuild}), {kv: options.kv});
+const backend = await LlamaCppBackend.create({gpu: false, nativeBuild: options.nativeBuild});
+/** RSS of the process with Node, the modules and llama.cpp's library loaded, before the model: the baseline the model adds to. */
+const rssBeforeModel = process.memoryUsage().rss;
+const runtime = new Runtime(backend, {kv: options.kv});
 await runtime.load({path: options.model, id: "bench", parallel: options.parallel ?? 1, threads: options.threads, contextSize: options.contextSize});
 const power = options.power == null ? undefined : new PowerService({runtime, ...options.power}).start();
 const server = await startServer({runtime, host: "127.0.0.1", port: 0, maxBodyBytes: 1 << 22, maxWsFrameBytes: 1 << 20, power});
-process.stdout.write(JSON.stringify({url: server.url, pid: process.pid}) + "\n");
+process.stdout.write(JSON.stringify({url: server.url, pid: process.pid, rssBeforeModel}) + "\n");
 process.on("SIGTERM", async () => {
     power?.stop();
     await server.close();

@@ -10,6 +10,8 @@ export interface BenchServer {
     url: string;
     /** The server process, e.g. to read its CPU time. */
     pid: number;
+    /** Its RSS before the model was loaded (Node, modules, llama.cpp's library). */
+    rssBeforeModel: number;
     /** Stops the process the way a user would (SIGTERM: sessions persisted where enabled). */
     stop(): Promise<void>;
 }
@@ -24,10 +26,11 @@ export async function startBenchServer(options: ServerProcessOptions, env: Recor
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     for await (const line of createInterface({input: child.stdout!})) {
         if (line.startsWith("{")) {
-            const {url, pid} = JSON.parse(line) as {url: string; pid: number};
+            const {url, pid, rssBeforeModel} = JSON.parse(line) as {url: string; pid: number; rssBeforeModel: number};
             return {
                 url,
                 pid,
+                rssBeforeModel,
                 async stop() {
                     child.kill("SIGTERM");
                     await exited;

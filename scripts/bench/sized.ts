@@ -37,7 +37,7 @@ export interface SizedBenchReport {
     decode: Record<"raw" | "sse" | "ws", {tokensPerSecond: number; ttftMs: number; ratioToRaw: number}>;
     prefill: Record<"raw" | "sse" | "ws", {tokensPerSecond: number; ratioToRaw: number}> & {promptTokens: number};
     concurrency: {streams: number; serverTokensPerSecond: number; rawTokensPerSecond: number; ratioToRaw: number; scalingVsOneStream: number}[];
-    memory: {peakRssMiB: number; modelMiB: number; kvMiB: number; estimateMiB: number; peakOverEstimate: number; kvBytesPerToken: number; kvMiBPerSession: number; rssGrowthPercent: number; requests: number};
+    memory: {peakRssMiB: number; baselineRssMiB: number; peakAboveBaselineOverEstimate: number; modelMiB: number; kvMiB: number; estimateMiB: number; peakOverEstimate: number; kvBytesPerToken: number; kvMiBPerSession: number; rssGrowthPercent: number; requests: number};
 }
 
 const r1 = (value: number) => Math.round(value * 10) / 10;
@@ -135,6 +135,8 @@ export async function runSizedBench(options: SizedBenchOptions, log: (message: s
         const estimate = fileBytes + kvBytes;
         memory = {
             peakRssMiB: r1(after.peak / 2 ** 20),
+            baselineRssMiB: r1(server.rssBeforeModel / 2 ** 20),
+            peakAboveBaselineOverEstimate: r3((after.peak - server.rssBeforeModel) / estimate),
             modelMiB: r1(fileBytes / 2 ** 20),
             kvMiB: r1(kvBytes / 2 ** 20),
             estimateMiB: r1(estimate / 2 ** 20),
@@ -267,6 +269,8 @@ Target: 4 streams ≥ 1.5× one stream. Running them one after another gives one
 
 **Memory.** Peak RSS of the server process ${memory.peakRssMiB} MiB against model ${memory.modelMiB} MiB + KV
 ${memory.kvMiB} MiB (all ${Math.max(...concurrency.map((entry) => entry.streams))} sequences) = ${memory.estimateMiB} MiB: ${memory.peakOverEstimate}× (target within 10%).
+The process held ${memory.baselineRssMiB} MiB before the model was loaded (Node, tsx, the modules, llama.cpp's library);
+what the model and its context added at peak is ${memory.peakAboveBaselineOverEstimate}× the estimate.
 KV: ${memory.kvBytesPerToken} bytes per token, ${memory.kvMiBPerSession} MiB per active session (one full sequence).
 RSS growth from request ${Math.max(1, Math.floor(memory.requests / 10))} to request ${memory.requests}: ${memory.rssGrowthPercent}%.
 `;

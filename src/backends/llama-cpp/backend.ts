@@ -127,7 +127,7 @@ export class LlamaCppBackend implements Backend {
         const memory = await this.fitMemory(options, onGpu);
 
         const model = await this.llama.loadModel({
-            modelPath: options.path, loadSignal: options.signal,
+            modelPath: options.path, loadSignal: options.signal, useMmap: useMmap(onGpu),
             // Memory was checked above; node-llama-cpp's VRAM check knows nothing of OpenCL/Hexagon memory.
             ...(this.offloadAll ? {gpuLayers: "max" as const, ignoreMemorySafetyChecks: true} : {})
         });
@@ -244,7 +244,7 @@ export class LlamaCppBackend implements Backend {
     /** The draft model, checked for the same tokenizer, with one sequence per target sequence. */
     private async loadDraft(target: LlamaModel, options: LoadModelOptions, contextSize: number, threads: number) {
         await assertReadableGguf(options.draftPath!);
-        const draft = await this.llama.loadModel({modelPath: options.draftPath!, loadSignal: options.signal});
+        const draft = await this.llama.loadModel({modelPath: options.draftPath!, loadSignal: options.signal, useMmap: useMmap(this.llama.gpu !== false)});
         try {
             assertCompatibleDraft(target, draft, options.draftPath!);
             const context = await draft.createContext({
@@ -276,6 +276,16 @@ function describeBuild(llama: Llama, preset: string | undefined, reason: string)
         llamaCppRelease: `${llama.llamaCppRelease.repo}@${llama.llamaCppRelease.release}`,
         reason
     };
+}
+
+/**
+ * On the CPU, llama.cpp repacks Q4_0/Q8_0/IQ4_NL weights into an interleaved copy for its
+ * faster kernels; with mmap the file's pages stay mapped too, so RSS held the weights twice
+ * (1B Q4_0: 1,178 MiB vs 694 MiB without mmap, same speed and load time). With a GPU, mmap
+ * avoids a RAM copy of what goes to VRAM, so it stays node-llama-cpp's choice.
+ */
+function useMmap(onGpu: boolean): boolean | undefined {
+    return onGpu ? undefined : false;
 }
 
 function resolveFlashAttention(setting: LoadModelOptions["flashAttention"], onGpu: boolean): boolean | "auto" {
