@@ -21,7 +21,7 @@ afterAll(async () => {
 async function startServe(args: string[], env: Record<string, string>) {
     const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", ...args], {
         cwd: repoRoot,
-        env: {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), ...env}
+        env: {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_NATIVE_BUILD: "off", ...env}
     });
     let stderr = "";
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));

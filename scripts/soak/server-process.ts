@@ -21,7 +21,7 @@ export async function startServeProcess(args: string[], env: Record<string, stri
     const spillDir = mkdtempSync(path.join(os.tmpdir(), "edge-llm-soak-kv-"));
     const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", "--port", "0", ...args], {
         cwd: repoRoot,
-        env: {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_KV_SPILL_DIR: spillDir, ...env}
+        env: {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_KV_SPILL_DIR: spillDir, EDGE_LLM_NATIVE_BUILD: "off", ...env}
     });
     let stderr = "";
     const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));

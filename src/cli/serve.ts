@@ -2,7 +2,7 @@ import path from "node:path";
 import type {Command} from "commander";
 import {startServer} from "../api/server.js";
 import type {LoadModelOptions} from "../backends/backend.js";
-import {maybeStartNativeBuild} from "../backends/llama-cpp/auto-native-build.js";
+import {maybeStartNativeBuild, runningBuild} from "../backends/llama-cpp/auto-native-build.js";
 import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
 import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
 import {chooseWaitPolicy} from "../backends/llama-cpp/wait-policy.js";
@@ -101,7 +101,8 @@ async function serve(flags: ServeFlags) {
             maxBodyBytes: flags.maxBodyBytes, maxWsFrameBytes: flags.maxWsFrameBytes
         }
     });
-    const singlePool = singlePoolReason(settings, await readBuildRecord(path.resolve(settings.nativeBuildRecord)));
+    const recordFile = path.resolve(settings.nativeBuildRecord);
+    const singlePool = await runningBuild(recordFile) != null ? undefined : singlePoolReason(settings, await readBuildRecord(recordFile));
     if (singlePool != null) {
         // Before anything else runs: the child is the server.
         createLogger(settings.logLevel).debug(`relaunching with UV_THREADPOOL_SIZE=1: ${singlePool}`);
@@ -273,7 +274,11 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
 
 /** llama.cpp, with the local build scripts/build-backend.ts recorded when there is one (and its OpenMP wait policy). */
 export async function createLlamaCppBackend(settings: Settings, logger: Logger) {
-    const nativeBuild = await readBuildRecord(path.resolve(settings.nativeBuildRecord));
+    const recordFile = path.resolve(settings.nativeBuildRecord);
+    const building = await runningBuild(recordFile);
+    // node-llama-cpp waits on the lock of a build in progress; the prebuilt binary runs until the build is done.
+    if (building != null) logger.info(`a native llama.cpp build is running (pid ${building}); the prebuilt binary runs until it is done`);
+    const nativeBuild = building != null ? undefined : await readBuildRecord(recordFile);
     const power = nativeBuild == null || settings.waitPolicy !== "auto" ? undefined
         : await readPowerOnce({sensorRoot: settings.power.sensorRoot === "/sys" ? undefined : settings.power.sensorRoot});
     const backend = await LlamaCppBackend.create({
