@@ -4,6 +4,7 @@ import type {SamplingOptions} from "../../runtime/types.js";
 import {LlamaOutputConstraint} from "./constraint.js";
 import {NO_CONTEXT_SHIFT, SlidingWindowShift} from "./context-shift.js";
 import {speculativeDecode} from "./speculative-decode.js";
+import {AcceptanceTracker} from "../../speculative/acceptance.js";
 import type {DraftSource} from "../../speculative/types.js";
 import {effectiveRepeatPenalty, effectiveTemperature} from "./sampling-guards.js";
 
@@ -34,7 +35,9 @@ export class LlamaCppSequence implements BackendSequence {
         if (speculation != null && canSpeculate(sampling, constraint, slidingWindow)) {
             const plain = {...this.evaluateOptions(sampling, history, constraint), contextShift: NO_CONTEXT_SHIFT};
             let first = true;
-            for await (const generated of speculativeDecode(this.sequence, this.model, prompt.slice(reused), history, sampling, plain, speculation)) {
+            // Prompt lookup drafts for free: a short first probe of plain decoding, so copying starts early.
+            const tracker = new AcceptanceTracker(speculation.kind === "prompt-lookup" ? {probeTokens: 4} : {});
+            for await (const generated of speculativeDecode(this.sequence, this.model, prompt.slice(reused), history, sampling, plain, speculation, tracker)) {
                 if (first) {
                     first = false;
                     generated.reusedPromptTokens = reused;
