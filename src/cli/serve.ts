@@ -145,12 +145,17 @@ async function serve(flags: ServeFlags) {
         `listening on ${server.url}, loading ${model.path}` + (access.requiresKey ? " (API key required)" : ""));
 
     let shuttingDown = false;
+    let firstSignalAt = 0;
     const shutdown = (signal: NodeJS.Signals) => {
         if (shuttingDown) {
+            // A supervisor that signals every process of the group or cgroup delivers the same
+            // signal twice at once (here and through the parent of a relaunch); only a later one means "now".
+            if (Date.now() - firstSignalAt < 1000) return;
             logger.warn(`${signal} again: exiting without waiting`);
             process.exit(1);
         }
         shuttingDown = true;
+        firstSignalAt = Date.now();
         const graceSeconds = settings.shutdownGraceSeconds;
         logger.info(`${signal}: shutting down; streams in flight get ${graceSeconds} s to finish`);
         setTimeout(() => {
@@ -174,6 +179,13 @@ async function serve(flags: ServeFlags) {
     };
     process.on("SIGINT", shutdown);
     process.on("SIGTERM", shutdown);
+    // Relaunched (single-pool.ts): if the parent is gone (killed outright), stop serving rather than linger.
+    if (process.env.EDGE_LLM_RELAUNCHED != null) {
+        const parent = process.ppid;
+        setInterval(() => {
+            if (process.ppid !== parent) shutdown("SIGTERM");
+        }, 2000).unref();
+    }
 
     let description;
     try {

@@ -30,6 +30,8 @@ export function singlePoolReason(settings: Settings, record: NativeBuildRecord |
 export function relaunch(env: Record<string, string>): Promise<number> {
     const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
         stdio: "inherit",
+        // Its own process group: a terminal's Ctrl-C reaches the parent only, which forwards it once.
+        detached: true,
         env: {...process.env, ...env, EDGE_LLM_RELAUNCHED: "1"}
     });
     const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
