@@ -48,7 +48,6 @@ async function greedy({model, context}: Loaded, count = 64, prompt = "Once upon 
     }
 }
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 describe.skipIf(!isStories260K)("deep-target fixtures", () => {
     it("appends 15 layers to stories260K's 5", async () => {
@@ -57,20 +56,12 @@ describe.skipIf(!isStories260K)("deep-target fixtures", () => {
         expect(info.tensorInfo!.filter((tensor) => tensor.name.startsWith("blk.19."))).toHaveLength(9);
     });
 
-    it("decodes the same 64 greedy tokens as stories260K, more slowly", async () => {
+    // How much slower it is belongs to the benchmark (scripts/bench/speculation.ts), not to a timed test.
+    it("decodes the same 64 greedy tokens as stories260K", async () => {
         const original = await greedy(loaded.original);
         const deep = await greedy(loaded.deep);
         expect(original.tokens).toHaveLength(64);
         expect(deep.tokens).toEqual(original.tokens);
-
-        const speed = {original: [] as number[], deep: [] as number[]};
-        for (let run = 0; run < 5; run++) {
-            speed.original.push((await greedy(loaded.original)).tokensPerSecond);
-            speed.deep.push((await greedy(loaded.deep)).tokensPerSecond);
-        }
-        const ratio = median(speed.original) / median(speed.deep);
-        console.log(`decode tok/s: stories260K ${median(speed.original).toFixed(0)}, deep ${median(speed.deep).toFixed(0)} (${ratio.toFixed(2)}× slower)`);
-        expect(ratio).toBeGreaterThan(1.5);
     });
 
     it("with noise, agrees on the first tokens and differs within 64", async () => {

@@ -60,6 +60,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const hostForUrl = address.family === "IPv6" ? `[${address.address}]` : address.address;
     let stopped: Promise<void> | undefined;
     const stopListening = () => stopped ??= new Promise<void>((resolve) => server.close(() => resolve()));
+    // Once stopping, a keep-alive connection whose response ends is closed too: otherwise a client
+    // could keep sending new requests over it after the listener is gone.
+    server.on("request", (_request, response) => {
+        if (stopped != null && !response.headersSent) response.setHeader("connection", "close");
+        response.once("finish", () => {
+            if (stopped != null) setImmediate(() => server.closeIdleConnections?.());
+        });
+    });
     return {
         url: `http://${hostForUrl}:${address.port}`,
         port: address.port,
