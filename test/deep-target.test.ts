@@ -48,7 +48,6 @@ async function greedy({model, context}: Loaded, count = 64, prompt = "Once upon 
     }
 }
 
-
 describe.skipIf(!isStories260K)("deep-target fixtures", () => {
     it("appends 15 layers to stories260K's 5", async () => {
         const info = await readGgufFileInfo(fixtures.deep, {logWarnings: false});
