@@ -1,10 +1,10 @@
-import {spawn, type ChildProcessWithoutNullStreams} from "node:child_process";
 import {mkdtemp, readdir, rm, writeFile} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {WebSocket} from "ws";
-import {repoRoot, testModelPath} from "./helpers/model.js";
+import {testModelPath} from "./helpers/model.js";
+import {startServe} from "./helpers/serve.js";
 
 /** Longer than a KV block (32 tokens), so every sequence holds something worth persisting. */
 const PROMPT = "Once upon a time there was a little girl named Lily. She liked to play in the park with her dog. ".repeat(2);
@@ -16,28 +16,6 @@ beforeAll(async () => {
 afterAll(async () => {
     if (dir != null) await rm(dir, {recursive: true, force: true});
 });
-
-/** `edge-llm serve` as users run it; resolves once it is ready, with its URL. */
-async function startServe(args: string[], env: Record<string, string>) {
-    const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", ...args], {
-        cwd: repoRoot,
-        env: {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_NATIVE_BUILD: "off", ...env}
-    });
-    let stderr = "";
-    const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-    const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`not ready:\n${stderr}`)), 30_000);
-        child.stderr.setEncoding("utf8").on("data", (text: string) => {
-            stderr += text;
-            const ready = /"url":"(http:[^"]+)".*"msg":"ready: /.exec(stderr);
-            if (ready != null) {
-                clearTimeout(timer);
-                resolve(ready[1]!);
-            }
-        });
-    });
-    return {child, url, exited, stderr: () => stderr};
-}
 
 /** Reads an SSE response to its end: the parsed chunks, and whether it ended with [DONE]. */
 async function readSse(response: Response, onFirstChunk?: () => void) {

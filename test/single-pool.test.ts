@@ -1,9 +1,9 @@
-import {spawn} from "node:child_process";
 import {mkdtemp, rm, writeFile} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
-import {repoRoot, testModelPath} from "./helpers/model.js";
+import {testModelPath} from "./helpers/model.js";
+import {startServe} from "./helpers/serve.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -21,28 +21,11 @@ describe.skipIf(os.availableParallelism() < 2)("serve with a local OpenMP build"
             preset: "cpu-native", gpu: false, cmakeOptions: {GGML_NATIVE: "ON", GGML_OPENMP: "ON"},
             builtAt: new Date().toISOString(), platform: `${process.platform}-${process.arch}`, command: "test"
         }));
-        const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", "--model", testModelPath, "--port", "0", "--log-level", "debug"], {
-            cwd: repoRoot,
-            env: {
-                ...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_") && key !== "UV_THREADPOOL_SIZE")),
-                EDGE_LLM_NATIVE_BUILD_RECORD: record, EDGE_LLM_NATIVE_BUILD: "off", EDGE_LLM_THREAD_TUNING_FILE: path.join(dir, "tuning.json")
-            }
+        const {child, url, exited, stderr} = await startServe(["--model", testModelPath, "--port", "0", "--log-level", "debug"], {
+            EDGE_LLM_NATIVE_BUILD_RECORD: record, EDGE_LLM_THREAD_TUNING_FILE: path.join(dir, "tuning.json")
         });
-        let stderr = "";
-        const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
         try {
-            const url = await new Promise<string>((resolve, reject) => {
-                const timer = setTimeout(() => reject(new Error(`not ready:\n${stderr}`)), 30_000);
-                child.stderr.setEncoding("utf8").on("data", (text: string) => {
-                    stderr += text;
-                    const ready = /"url":"(http:[^"]+)".*"msg":"ready: /.exec(stderr);
-                    if (ready != null) {
-                        clearTimeout(timer);
-                        resolve(ready[1]!);
-                    }
-                });
-            });
-            expect(stderr).toContain("relaunching with UV_THREADPOOL_SIZE=1");
+            expect(stderr()).toContain("relaunching with UV_THREADPOOL_SIZE=1");
             const response = await fetch(`${url}/v1/completions`, {method: "POST", body: JSON.stringify({model: "default", prompt: "Once", max_tokens: 4})});
             expect(response.status).toBe(200);
             child.kill("SIGTERM");
