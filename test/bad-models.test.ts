@@ -8,6 +8,7 @@ import {Runtime} from "../src/runtime/runtime.js";
 import {startServer, type RunningServer} from "../src/api/server.js";
 import {writeBadModels} from "./helpers/bad-models.js";
 import {repoRoot, testModelPath} from "./helpers/model.js";
+import {isolatedEnv} from "./helpers/cli.js";
 
 let dir: string;
 let files: Awaited<ReturnType<typeof writeBadModels>>;
@@ -66,7 +67,7 @@ describe("bad model files get a clear error and the server stays up", () => {
     it("`edge-llm serve` with a bad model keeps running: /health says why (503), requests for it get the reason", async () => {
         const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", "--model", files.truncated, "--port", "0"], {
             cwd: repoRoot,
-            env: {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_NATIVE_BUILD: "off"}
+            env: isolatedEnv()
         });
         let stderr = "";
         const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));

@@ -9,6 +9,7 @@ import {Runtime} from "../src/runtime/runtime.js";
 import type {ChatMessage} from "../src/runtime/types.js";
 import {isStories260K, repoRoot, testModelPath} from "./helpers/model.js";
 import {startTestServer} from "./helpers/server.js";
+import {isolatedEnv} from "./helpers/cli.js";
 
 /** The CLI as users run it, through tsx: one child process per command. */
 class Cli {
@@ -19,10 +20,9 @@ class Cli {
     private readonly listeners = new Set<() => void>();
 
     constructor(args: string[], env: Record<string, string> = {}) {
-        const baseEnv = {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_NATIVE_BUILD: "off"};
         this.child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), ...args], {
             cwd: repoRoot,
-            env: {...baseEnv, ...env}
+            env: isolatedEnv(env)
         });
         const changed = () => this.listeners.forEach((listener) => listener());
         this.child.stdout.setEncoding("utf8").on("data", (text: string) => { this.stdout += text; changed(); });

@@ -10,6 +10,7 @@ import {loadMlxModule, MlxUnavailableError} from "../src/backends/mlx/loader.js"
 import type {MlxChatConfig, MlxChatMessage, MlxLmModule, MlxLoadOptions, MlxModel, MlxStreamEvent} from "../src/backends/mlx/mlx-api.js";
 import {Runtime} from "../src/runtime/runtime.js";
 import {repoRoot} from "./helpers/model.js";
+import {isolatedEnv} from "./helpers/cli.js";
 
 /**
  * The MLX adapter against a fake `@mlx-node/lm` with the package's API surface (the real one
@@ -154,8 +155,7 @@ describe("MLX backend (fake @mlx-node/lm)", () => {
 
     it("edge-llm serve --backend mlx says it needs Apple Silicon on this machine", async () => {
         if (process.platform === "darwin" && process.arch === "arm64") return;
-        const baseEnv = {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_NATIVE_BUILD: "off"};
-        const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", "--backend", "mlx", "--model", modelDir, "--port", "0"], {cwd: repoRoot, env: baseEnv});
+        const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", "--backend", "mlx", "--model", modelDir, "--port", "0"], {cwd: repoRoot, env: isolatedEnv()});
         let stderr = "";
         child.stderr.setEncoding("utf8").on("data", (text: string) => { stderr += text; });
         const code = await new Promise<number | null>((resolve) => child.on("close", resolve));

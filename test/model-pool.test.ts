@@ -10,6 +10,7 @@ import {ModelDirectory} from "../src/models/available-models.js";
 import {ModelPool, type ModelPoolEvent} from "../src/runtime/model-pool.js";
 import {startServer, type RunningServer} from "../src/api/server.js";
 import {isStories260K, repoRoot, testModelPath} from "./helpers/model.js";
+import {isolatedEnv} from "./helpers/cli.js";
 
 /**
  * Several models behind one server: copies of the test model under other names in a temp
@@ -346,10 +347,9 @@ describe("a request that stops waiting for room", () => {
 
 describe("edge-llm serve", () => {
     it("serves every model of the models folder, loading and replacing them as requests name them", async () => {
-        const env = {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_NATIVE_BUILD: "off"};
         const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), "serve", "--models-dir", dir,
             "--model", path.join(dir, "alpha.gguf"), "--port", "0", "--parallel", "1", "--ctx-size", "256", "--max-loaded-models", "1"],
-        {cwd: repoRoot, env: {...env, EDGE_LLM_POWER: "false"}});
+        {cwd: repoRoot, env: isolatedEnv({EDGE_LLM_POWER: "false"})});
         let stderr = "";
         child.stderr.setEncoding("utf8").on("data", (text: string) => (stderr += text));
         try {

@@ -1,4 +1,3 @@
-import {spawn} from "node:child_process";
 import {mkdtemp, rm} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -6,6 +5,7 @@ import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {LlamaCppBackend} from "../src/backends/llama-cpp/backend.js";
 import {writeBuildRecord} from "../src/backends/llama-cpp/native-build.js";
 import {isStories260K, repoRoot, testModelPath} from "./helpers/model.js";
+import {isolatedEnv, runToEnd} from "./helpers/cli.js";
 
 /**
  * The build script's dry run (the real build takes minutes of every core and is run by hand),
@@ -21,13 +21,7 @@ afterAll(async () => {
 });
 
 function run(args: string[], env: Record<string, string> = {}) {
-    const baseEnv = {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_") && !key.startsWith("NODE_LLAMA_CPP_"))), EDGE_LLM_NATIVE_BUILD: "off"};
-    const child = spawn(process.execPath, ["--import", "tsx", ...args], {cwd: repoRoot, env: {...baseEnv, ...env}});
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (text: string) => { stdout += text; });
-    child.stderr.setEncoding("utf8").on("data", (text: string) => { stderr += text; });
-    return new Promise<{code: number | null; stdout: string; stderr: string}>((resolve) => child.on("close", (code) => resolve({code, stdout, stderr})));
+    return runToEnd(args, isolatedEnv(env, ["EDGE_LLM_", "NODE_LLAMA_CPP_"]));
 }
 
 describe("scripts/build-backend.ts --dry-run", () => {

@@ -1,4 +1,3 @@
-import {spawn} from "node:child_process";
 import {createHash} from "node:crypto";
 import {existsSync} from "node:fs";
 import {mkdtemp, readdir, readFile, rm, writeFile} from "node:fs/promises";
@@ -9,6 +8,7 @@ import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {DOWNLOADS_DIR, PullError, pullModel} from "../src/models/pull.js";
 import {FileServer} from "./helpers/file-server.js";
 import {isStories260K, repoRoot, testModelPath} from "./helpers/model.js";
+import {runToEnd} from "./helpers/cli.js";
 
 /**
  * `edge-llm pull` with node-llama-cpp's real downloader against a loopback HTTP server that
@@ -141,13 +141,7 @@ describe("pull", () => {
 });
 
 function runCli(args: string[]) {
-    const baseEnv = {...Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith("EDGE_LLM_"))), EDGE_LLM_NATIVE_BUILD: "off"};
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(repoRoot, "src/cli/main.ts"), ...args], {cwd: repoRoot, env: baseEnv});
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (text: string) => { stdout += text; });
-    child.stderr.setEncoding("utf8").on("data", (text: string) => { stderr += text; });
-    return new Promise<{code: number | null; stdout: string; stderr: string}>((resolve) => child.on("close", (code) => resolve({code, stdout, stderr})));
+    return runToEnd([path.join(repoRoot, "src/cli/main.ts"), ...args]);
 }
 
 describe("edge-llm pull / models inspect / models rm", () => {

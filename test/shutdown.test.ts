@@ -4,7 +4,7 @@ import path from "node:path";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {WebSocket} from "ws";
 import {testModelPath} from "./helpers/model.js";
-import {startServe} from "./helpers/serve.js";
+import {startServe} from "./helpers/cli.js";
 
 /** Longer than a KV block (32 tokens), so every sequence holds something worth persisting. */
 const PROMPT = "Once upon a time there was a little girl named Lily. She liked to play in the park with her dog. ".repeat(2);

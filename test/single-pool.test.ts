@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {testModelPath} from "./helpers/model.js";
-import {startServe} from "./helpers/serve.js";
+import {startServe} from "./helpers/cli.js";
 
 let dir: string;
 beforeAll(async () => {

@@ -1,6 +1,6 @@
 import type {KvCacheType} from "../../src/backends/backend.js";
 import {LlamaCppBackend} from "../../src/backends/llama-cpp/backend.js";
-import {Runtime, type KvOptions, type RuntimeOptions} from "../../src/runtime/runtime.js";
+import {Runtime, type RuntimeOptions} from "../../src/runtime/runtime.js";
 import {startServer, type RunningServer} from "../../src/api/server.js";
 import {testModelPath} from "./model.js";
 import type {PowerView} from "../../src/power/status.js";
