@@ -1,5 +1,6 @@
 import type {ChatMessage, ResponseConstraint, SamplingOptions} from "../runtime/types.js";
 import type {DraftSource, SpeculationStep} from "../speculative/types.js";
+import type {AcceptanceOptions} from "../speculative/acceptance.js";
 import type {SlidingWindow} from "../kv/window.js";
 
 /**
@@ -45,6 +46,8 @@ export interface LoadModelOptions {
     flashAttention?: "auto" | "on" | "off";
     /** A small model with the same tokenizer that drafts tokens for speculative decoding. */
     draftPath?: string;
+    /** Overrides the adaptive draft length and pause rules (src/speculative/acceptance.ts); tests and benchmarks pin them. */
+    speculationTuning?: AcceptanceOptions;
     signal?: AbortSignal;
     /** What to do when the model and its context do not fit in free memory (src/models/memory-fit.ts). Default "shrink". */
     memoryFit?: "shrink" | "error" | "off";

@@ -178,7 +178,7 @@ export class LlamaCppBackend implements Backend {
             };
             const draft = options.draftPath == null ? undefined : await this.loadDraft(model, options, context.contextSize, threads.threads);
             if (draft != null) description.draftModel = path.resolve(options.draftPath!);
-            const loaded = new LlamaCppModel(description, model, context, this.grammars, await resolveChatWrapperOffThread(model, options.path), draft);
+            const loaded = new LlamaCppModel(description, model, context, this.grammars, await resolveChatWrapperOffThread(model, options.path), draft, options.speculationTuning);
             description.chatTemplate = loaded.chatTemplateName;
             return loaded;
         } catch (error) {

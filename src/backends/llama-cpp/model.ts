@@ -5,6 +5,7 @@ import {LlamaDetokenizer} from "./detokenizer.js";
 import {InvalidRequestError} from "../../runtime/errors.js";
 import {LlamaCppSequence} from "./sequence.js";
 import {DraftModelSource, vocabularySize} from "./draft-model.js";
+import type {AcceptanceOptions} from "../../speculative/acceptance.js";
 import type {GrammarCache} from "./constraint.js";
 
 /** A loaded GGUF with one context of `parallel` sequences. */
@@ -19,11 +20,12 @@ export class LlamaCppModel implements BackendModel {
         private readonly grammars: GrammarCache,
         /** Resolved by the backend off the event loop (chat-wrapper.ts). */
         private readonly chatWrapper: ChatWrapper,
-        private readonly draft?: {model: LlamaModel; context: LlamaContext}
+        private readonly draft?: {model: LlamaModel; context: LlamaContext},
+        speculationTuning?: AcceptanceOptions
     ) {
         this.sequences = Array.from({length: context.totalSequences}, (_, index) =>
             new LlamaCppSequence(index, context.getSequence({contextShift: {strategy: "eraseBeginning"}}), model,
-                draft == null ? undefined : new DraftModelSource(draft.context.getSequence(), vocabularySize(draft.model)))
+                draft == null ? undefined : new DraftModelSource(draft.context.getSequence(), vocabularySize(draft.model)), speculationTuning)
         );
     }
 

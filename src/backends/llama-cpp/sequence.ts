@@ -4,7 +4,7 @@ import type {SamplingOptions} from "../../runtime/types.js";
 import {LlamaOutputConstraint} from "./constraint.js";
 import {NO_CONTEXT_SHIFT, SlidingWindowShift} from "./context-shift.js";
 import {speculativeDecode} from "./speculative-decode.js";
-import {AcceptanceTracker} from "../../speculative/acceptance.js";
+import {AcceptanceTracker, type AcceptanceOptions} from "../../speculative/acceptance.js";
 import type {DraftSource} from "../../speculative/types.js";
 import {effectiveRepeatPenalty, effectiveTemperature} from "./sampling-guards.js";
 
@@ -18,7 +18,8 @@ export class LlamaCppSequence implements BackendSequence {
         readonly index: number,
         private readonly sequence: LlamaContextSequence,
         private readonly model: LlamaModel,
-        readonly draftSource?: DraftSource
+        readonly draftSource?: DraftSource,
+        private readonly speculationTuning: AcceptanceOptions = {}
     ) {}
 
     get cachedTokens(): readonly number[] {
@@ -36,7 +37,7 @@ export class LlamaCppSequence implements BackendSequence {
             const plain = {...this.evaluateOptions(sampling, history, constraint), contextShift: NO_CONTEXT_SHIFT};
             let first = true;
             // Prompt lookup drafts for free: a short first probe of plain decoding, so copying starts early.
-            const tracker = new AcceptanceTracker(speculation.kind === "prompt-lookup" ? {probeTokens: 4} : {});
+            const tracker = new AcceptanceTracker({...speculation.kind === "prompt-lookup" ? {probeTokens: 4} : {}, ...this.speculationTuning});
             for await (const generated of speculativeDecode(this.sequence, this.model, prompt.slice(reused), history, sampling, plain, speculation, tracker)) {
                 if (first) {
                     first = false;
