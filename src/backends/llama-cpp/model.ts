@@ -4,6 +4,7 @@ import type {ChatMessage, ResponseConstraint} from "../../runtime/types.js";
 import {LlamaDetokenizer} from "./detokenizer.js";
 import {InvalidRequestError} from "../../runtime/errors.js";
 import {LlamaCppSequence} from "./sequence.js";
+import {BatchGatherer} from "./batch-gather.js";
 import {DraftModelSource, vocabularySize} from "./draft-model.js";
 import type {AcceptanceOptions} from "../../speculative/acceptance.js";
 import type {GrammarCache} from "./constraint.js";
@@ -23,9 +24,13 @@ export class LlamaCppModel implements BackendModel {
         private readonly draft?: {model: LlamaModel; context: LlamaContext},
         speculationTuning?: AcceptanceOptions
     ) {
+        const gatherer = context.totalSequences > 1 ? BatchGatherer.install(context) : undefined;
         this.sequences = Array.from({length: context.totalSequences}, (_, index) =>
-            new LlamaCppSequence(index, context.getSequence({contextShift: {strategy: "eraseBeginning"}}), model,
-                draft == null ? undefined : new DraftModelSource(draft.context.getSequence(), vocabularySize(draft.model)), speculationTuning)
+            new LlamaCppSequence(index, context.getSequence({contextShift: {strategy: "eraseBeginning"}}), model, {
+                draftSource: draft == null ? undefined : new DraftModelSource(draft.context.getSequence(), vocabularySize(draft.model)),
+                speculationTuning,
+                gatherer
+            })
         );
     }
 

@@ -7,6 +7,7 @@ import {speculativeDecode} from "./speculative-decode.js";
 import {AcceptanceTracker, type AcceptanceOptions} from "../../speculative/acceptance.js";
 import type {DraftSource} from "../../speculative/types.js";
 import {effectiveRepeatPenalty, effectiveTemperature} from "./sampling-guards.js";
+import type {BatchGatherer} from "./batch-gather.js";
 
 const DEFAULT_PENALTY_LAST_N = 64;
 /** Penalties look at most this far back (`repeat_last_n` ≤ 4096); older history is trimmed. */
@@ -14,19 +15,36 @@ const HISTORY_TRIM = 8192;
 
 /** One llama.cpp sequence: its KV cells and the decode loop over them. */
 export class LlamaCppSequence implements BackendSequence {
+    readonly draftSource?: DraftSource;
+    private readonly speculationTuning: AcceptanceOptions;
+    private readonly gatherer?: BatchGatherer;
+
     constructor(
         readonly index: number,
         private readonly sequence: LlamaContextSequence,
         private readonly model: LlamaModel,
-        readonly draftSource?: DraftSource,
-        private readonly speculationTuning: AcceptanceOptions = {}
-    ) {}
+        options: {draftSource?: DraftSource; speculationTuning?: AcceptanceOptions; gatherer?: BatchGatherer} = {}
+    ) {
+        this.draftSource = options.draftSource;
+        this.speculationTuning = options.speculationTuning ?? {};
+        this.gatherer = options.gatherer;
+    }
 
     get cachedTokens(): readonly number[] {
         return this.sequence.contextTokens;
     }
 
-    async *generate(prompt: readonly number[], {sampling, constraint, slidingWindow, speculation, logprobs}: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void> {
+    async *generate(prompt: readonly number[], options: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void> {
+        // Counted while it runs: the other streams' batches wait for its next token (batch-gather.ts).
+        const stopped = this.gatherer?.begin();
+        try {
+            yield* this.decode(prompt, options);
+        } finally {
+            stopped?.();
+        }
+    }
+
+    private async *decode(prompt: readonly number[], {sampling, constraint, slidingWindow, speculation, logprobs}: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void> {
         const reused = await this.reuseCachedPrefix(prompt);
         const history = [...prompt];
         if (logprobs != null) {
@@ -38,7 +56,8 @@ export class LlamaCppSequence implements BackendSequence {
             let first = true;
             // Prompt lookup drafts for free: a short first probe of plain decoding, so copying starts early.
             const tracker = new AcceptanceTracker({...speculation.kind === "prompt-lookup" ? {probeTokens: 4} : {}, ...this.speculationTuning});
-            for await (const generated of speculativeDecode(this.sequence, this.model, prompt.slice(reused), history, sampling, plain, speculation, tracker)) {
+            const steps = speculativeDecode(this.sequence, this.model, prompt.slice(reused), history, sampling, plain, speculation, tracker, (work) => this.exclusive(work));
+            for await (const generated of steps) {
                 if (first) {
                     first = false;
                     generated.reusedPromptTokens = reused;
@@ -119,15 +138,20 @@ export class LlamaCppSequence implements BackendSequence {
 
     async truncate(length: number) {
         if (this.sequence.nextTokenIndex > length)
-            await this.sequence.eraseContextTokenRanges([{start: length, end: this.sequence.nextTokenIndex}]);
+            await this.exclusive(() => this.sequence.eraseContextTokenRanges([{start: length, end: this.sequence.nextTokenIndex}]));
     }
 
     async saveState(file: string) {
-        await this.sequence.saveStateToFile(file);
+        await this.exclusive(() => this.sequence.saveStateToFile(file));
     }
 
     async loadState(file: string) {
-        await this.sequence.loadStateFromFile(file, {acceptRisk: true});
+        await this.exclusive(() => this.sequence.loadStateFromFile(file, {acceptRisk: true}));
+    }
+
+    /** Work that takes the context lock, let in between batches of the other streams. */
+    private exclusive<T>(work: () => Promise<T>): Promise<T> {
+        return this.gatherer == null ? work() : this.gatherer.exclusive(work);
     }
 
     /**
@@ -141,10 +165,10 @@ export class LlamaCppSequence implements BackendSequence {
         while (common < limit && cached[common] === prompt[common])
             common++;
 
-        if (common === 0)
-            await this.sequence.clearHistory();
-        else if (this.sequence.nextTokenIndex > common)
-            await this.sequence.eraseContextTokenRanges([{start: common, end: this.sequence.nextTokenIndex}]);
+        if (common === 0) {
+            if (this.sequence.nextTokenIndex > 0) await this.exclusive(() => this.sequence.clearHistory());
+        } else if (this.sequence.nextTokenIndex > common)
+            await this.exclusive(() => this.sequence.eraseContextTokenRanges([{start: common, end: this.sequence.nextTokenIndex}]));
         return common;
     }
 

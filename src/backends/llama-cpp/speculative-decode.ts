@@ -26,7 +26,9 @@ export async function* speculativeDecode(
     sampling: SamplingOptions,
     plainOptions: SequenceEvaluateOptions,
     source: DraftSource,
-    tracker = new AcceptanceTracker()
+    tracker = new AcceptanceTracker(),
+    /** Runs work that takes the context lock (erasing rejected drafts); see batch-gather.ts. */
+    exclusive: <T>(work: () => Promise<T>) => Promise<T> = (work) => work()
 ): AsyncGenerator<GeneratedToken, void, void> {
     const sample = {temperature: effectiveTemperature(sampling.temperature), topK: sampling.topK, topP: sampling.topP, minP: sampling.minP, seed: sampling.seed};
     let pending = [...unevaluated];
@@ -70,7 +72,7 @@ export async function* speculativeDecode(
         // Drop the KV of drafts the target did not take (positions after the last accepted one).
         const keep = start + pending.length + accepted;
         if (sequence.nextTokenIndex > keep)
-            await sequence.eraseContextTokenRanges([{start: keep, end: sequence.nextTokenIndex}]);
+            await exclusive(() => sequence.eraseContextTokenRanges([{start: keep, end: sequence.nextTokenIndex}]));
 
         const out = [...draft.slice(0, accepted)];
         if (next != null) out.push(next);
