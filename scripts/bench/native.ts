@@ -90,6 +90,7 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
     // Interleave: a round measures every configuration once, so drift hits them alike.
     const configurations: Omit<NativeBenchRow, keyof NativeChildResult>[] = [
         {binary: "prebuilt", policy: "spin", pool: 4, env: {}},
+        {binary: "prebuilt", policy: "spin", pool: 1, env: {}},
         ...(usable == null ? [] : NATIVE_ROWS.map(({policy, pool}) => ({binary: "native" as const, policy, pool, env: chooseWaitPolicy({setting: policy, env: {}}).env})))
     ];
     for (const configuration of configurations) {
@@ -103,8 +104,8 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
 
     // The server as `serve` would run here: native when built, with the wait policy chosen for AC power.
     const policy = chooseWaitPolicy({setting: "auto", env: {}});
-    // serve relaunches itself with one pool thread for a local OpenMP build (src/cli/single-pool.ts).
-    const env: Record<string, string> = usable == null ? {} : {...policy.env, UV_THREADPOOL_SIZE: "1"};
+    // serve relaunches itself with one pool thread when it decodes on the CPU (src/cli/single-pool.ts).
+    const env: Record<string, string> = usable == null ? {UV_THREADPOOL_SIZE: "1"} : {...policy.env, UV_THREADPOOL_SIZE: "1"};
     log(`edge-llm over SSE: ${usable == null ? "prebuilt" : "native"} binary${usable == null ? "" : `, ${policy.policy}`}`);
     const server = await startBenchServer({
         model: options.model, threads: options.threads, parallel: options.streams,

@@ -16,11 +16,14 @@ export interface BenchServer {
     stop(): Promise<void>;
 }
 
-/** Starts scripts/bench/server-process.ts in its own process and waits until it serves. */
+/**
+ * Starts scripts/bench/server-process.ts in its own process and waits until it serves. Like
+ * `serve` on the CPU it runs with one libuv pool thread (src/cli/single-pool.ts) unless `env` says otherwise.
+ */
 export async function startBenchServer(options: ServerProcessOptions, env: Record<string, string> = {}): Promise<BenchServer> {
     const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.join(here, "server-process.ts"), JSON.stringify(options)], {
         cwd: path.resolve(here, "../.."),
-        env: {...process.env, ...env},
+        env: {...process.env, UV_THREADPOOL_SIZE: "1", ...env},
         stdio: ["ignore", "pipe", "inherit"]
     });
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));

@@ -7,7 +7,7 @@ import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
 import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
 import {chooseWaitPolicy} from "../backends/llama-cpp/wait-policy.js";
 import {readPowerOnce} from "../power/sensors/index.js";
-import {relaunch, singlePoolReason} from "./single-pool.js";
+import {gpuSupported, relaunch, singlePoolReason} from "./single-pool.js";
 import {MlxBackend} from "../backends/mlx/backend.js";
 import {MlxUnavailableError, mlxPlatformProblem} from "../backends/mlx/loader.js";
 import {loadSettings, SettingsError} from "../config/load.js";
@@ -102,7 +102,9 @@ async function serve(flags: ServeFlags) {
         }
     });
     const recordFile = path.resolve(settings.nativeBuildRecord);
-    const singlePool = await runningBuild(recordFile) != null ? undefined : singlePoolReason(settings, await readBuildRecord(recordFile));
+    // A running build is skipped (node-llama-cpp would wait on its lock): the prebuilt binary decodes then.
+    const record = await runningBuild(recordFile) != null ? undefined : await readBuildRecord(recordFile);
+    const singlePool = await singlePoolReason(settings, record, gpuSupported);
     if (singlePool != null) {
         // Before anything else runs: the child is the server.
         createLogger(settings.logLevel).debug(`relaunching with UV_THREADPOOL_SIZE=1: ${singlePool}`);

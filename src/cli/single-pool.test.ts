@@ -10,18 +10,27 @@ const openMpBuild: NativeBuildRecord = {
 };
 const settings = (input: Record<string, unknown> = {}) => settingsSchema.parse(input);
 
-describe.skipIf(os.availableParallelism() < 2)("one libuv pool thread for a local OpenMP build", () => {
-    it("is asked for with a local CPU OpenMP build and one loaded model", () => {
-        expect(singlePoolReason(settings(), openMpBuild, {})).toMatch(/OpenMP/);
+const noGpu = async () => false;
+const gpu = async () => true;
+
+describe.skipIf(os.availableParallelism() < 2)("one libuv pool thread when decoding on the CPU", () => {
+    it("is asked for with a local CPU OpenMP build, naming it", async () => {
+        expect(await singlePoolReason(settings(), openMpBuild, gpu, {})).toMatch(/OpenMP/);
+        expect(await singlePoolReason(settings({threads: 1}), openMpBuild, noGpu, {})).toMatch(/OpenMP/);
     });
 
-    it("is not asked for without such a build, with several models, one thread, or when the environment decides", () => {
-        expect(singlePoolReason(settings(), undefined, {})).toBeUndefined();
-        expect(singlePoolReason(settings(), {...openMpBuild, cmakeOptions: {GGML_NATIVE: "ON"}}, {})).toBeUndefined();
-        expect(singlePoolReason(settings(), {...openMpBuild, gpu: "vulkan"}, {})).toBeUndefined();
-        expect(singlePoolReason(settings({maxLoadedModels: 2}), openMpBuild, {})).toBeUndefined();
-        expect(singlePoolReason(settings({threads: 1}), openMpBuild, {})).toBeUndefined();
-        expect(singlePoolReason(settings(), openMpBuild, {UV_THREADPOOL_SIZE: "8"})).toBeUndefined();
-        expect(singlePoolReason(settings(), openMpBuild, {EDGE_LLM_RELAUNCHED: "1"})).toBeUndefined();
+    it("is asked for with the prebuilt binary where no GPU is found or the GPU is off", async () => {
+        expect(await singlePoolReason(settings(), undefined, noGpu, {})).toMatch(/CPU/);
+        expect(await singlePoolReason(settings(), {...openMpBuild, cmakeOptions: {GGML_NATIVE: "ON"}}, noGpu, {})).toMatch(/CPU/);
+        expect(await singlePoolReason(settings({gpu: "cpu"}), undefined, gpu, {})).toMatch(/CPU/);
+        expect(await singlePoolReason(settings({gpu: "cpu"}), {...openMpBuild, gpu: "vulkan"}, gpu, {})).toMatch(/CPU/);
+    });
+
+    it("is not asked for on a GPU, with several models, or when the environment decides", async () => {
+        expect(await singlePoolReason(settings(), undefined, gpu, {})).toBeUndefined();
+        expect(await singlePoolReason(settings(), {...openMpBuild, gpu: "vulkan"}, noGpu, {})).toBeUndefined();
+        expect(await singlePoolReason(settings({maxLoadedModels: 2}), openMpBuild, noGpu, {})).toBeUndefined();
+        expect(await singlePoolReason(settings(), openMpBuild, noGpu, {UV_THREADPOOL_SIZE: "8"})).toBeUndefined();
+        expect(await singlePoolReason(settings(), openMpBuild, noGpu, {EDGE_LLM_RELAUNCHED: "1"})).toBeUndefined();
     });
 });
