@@ -69,7 +69,7 @@ export class KvManager {
     private lastEvictionAt = -Infinity;
     private readonly counters = {requests: 0, prefixHits: 0, promptTokens: 0, reusedPromptTokens: 0, evictions: 0, spills: 0, restores: 0, rejectedStates: 0};
 
-    constructor(sequenceCount: number, private readonly options: KvManagerOptions) {
+    constructor(private readonly sequenceCount: number, private readonly options: KvManagerOptions) {
         this.pool = new BlockPool(sequenceCount, Math.floor(options.sequenceCapacity / options.blockSize), options.blockSize);
         for (const entry of options.spill?.list() ?? [])
             this.indexEntry(entry);
@@ -78,15 +78,22 @@ export class KvManager {
     /** Picks the free sequence for `prompt` (synchronous: called by the scheduler). */
     choose(free: readonly BackendSequence[], prompt: readonly number[], session?: string): BackendSequence {
         // Net tokens of prefill saved: the common prefix, minus the cache this choice throws away
-        // (cheaper with a disk tier, dearer when another session pinned it). On a tie the
-        // session's own sequence wins, then the one cheapest to evict.
+        // (cheaper with a disk tier, dearer when another session pinned it), in whole blocks. On
+        // a tie the session's own sequence wins, then one next to a busy sequence, then the one
+        // cheapest to evict. Next to a busy one because llama.cpp decodes a batch in micro-batches
+        // of consecutive sequence ids (backends/llama-cpp/batch-gather.ts): streams on sequences
+        // 0, 2, 5 and 7 would each decode alone.
+        const freeIndexes = new Set(free.map((sequence) => sequence.index));
+        const busy = (index: number) => index >= 0 && index < this.sequenceCount && !freeIndexes.has(index);
         const rank = (sequence: BackendSequence) => {
             const held = this.usableTokens(sequence);
             // Less than a block in common (a chat template's opening) is no reason to use a cache.
             const common = atLeastABlock(commonPrefixLength(held, prompt), this.options.blockSize);
             const owner = this.owners.get(sequence.index);
             const lossWeight = (this.options.spill == null ? 1 : 0.25) * (owner != null && owner !== session ? 4 : 1);
-            return [common - lossWeight * (held.length - common), owner != null && owner === session ? 1 : 0, -this.evictionRank(sequence), common];
+            const saved = Math.floor((common - lossWeight * (held.length - common)) / this.options.blockSize);
+            const besideBusy = busy(sequence.index - 1) || busy(sequence.index + 1) ? 1 : 0;
+            return [saved, owner != null && owner === session ? 1 : 0, besideBusy, -this.evictionRank(sequence), common];
         };
         let best = free[0]!;
         let bestRank = rank(best);
@@ -97,7 +104,7 @@ export class KvManager {
                 bestRank = candidate;
             }
         }
-        const bestCommon = bestRank[3]!;
+        const bestCommon = bestRank[4]!;
 
         const spilled = this.bestSpilled(prompt, session);
         // A restore pays for itself only when it brings at least a block more than what is live.
@@ -243,6 +250,16 @@ export class KvManager {
     private async restore(sequence: BackendSequence, entry: SpillEntry): Promise<boolean> {
         const spill = this.options.spill!;
         const started = performance.now();
+        const unpin = spill.pin(entry);
+        try {
+            return await this.load(sequence, entry, started);
+        } finally {
+            await unpin();
+        }
+    }
+
+    private async load(sequence: BackendSequence, entry: SpillEntry, started: number): Promise<boolean> {
+        const spill = this.options.spill!;
         const rejection = await spill.check(entry);
         if (rejection != null) {
             this.counters.rejectedStates++;
