@@ -111,7 +111,7 @@ describe("BatchGatherer", () => {
         const {context, gatherer, queue} = fakeContext();
         queue(0, 1);
         let release!: () => void;
-        const work = gatherer.exclusive(() => new Promise<void>((resolve) => release = resolve));
+        const work = gatherer.exclusive(5, () => new Promise<void>((resolve) => release = resolve));
         context.afterBatch[0]!(1);
         // Emptied: node-llama-cpp's batch loop ends and the lock passes to the waiting work.
         expect(context._queuedDecodes).toHaveLength(0);
@@ -122,5 +122,43 @@ describe("BatchGatherer", () => {
         expect(context._queuedDecodes.map((decode) => decode.sequenceId)).toEqual([0, 1, 3]);
         expect([...context._queuedDecodeSequenceIds].sort()).toEqual([0, 1, 3]);
         expect(context.scheduled).toBe(1);
+    });
+
+    it("lets a queued decode of the sequence being edited go first (its positions are fixed)", async () => {
+        const {context, gatherer, queue} = fakeContext();
+        queue(0, 1);
+        let release!: () => void;
+        const work = gatherer.exclusive(1, () => new Promise<void>((resolve) => release = resolve));
+        context.afterBatch[0]!(1);
+        expect(context._queuedDecodes.map((decode) => decode.sequenceId)).toEqual([0, 1]);
+        expect(gatherer.stats.conflicts).toBe(1);
+        release();
+        await work;
+    });
+});
+
+describe("a state file that fails to load", () => {
+    it("leaves the sequence usable: llama.cpp's old cells are dropped too", async () => {
+        const {LlamaCppBackend} = await import("../src/backends/llama-cpp/backend.js");
+        const backend = await LlamaCppBackend.create({gpu: false, logger: () => {}});
+        const model = await backend.loadModel({path: testModelPath, id: "m", parallel: 2, contextSize: 256, threads: 1});
+        try {
+            const [sequence] = model.sequences;
+            const generate = async (prompt: number[]) => {
+                const tokens: number[] = [];
+                for await (const {token} of sequence!.generate(prompt, {sampling: {temperature: 0}})) {
+                    tokens.push(token);
+                    if (tokens.length >= 16) break;
+                }
+                return tokens;
+            };
+            const prompt = [1, 403, 407, 261, 378];
+            const before = await generate(prompt);
+            await expect(sequence!.loadState("/nonexistent/edge-llm.state")).rejects.toThrow();
+            expect(sequence!.cachedTokens).toEqual([]);
+            expect(await generate(prompt)).toEqual(before);
+        } finally {
+            await model.dispose();
+        }
     });
 });

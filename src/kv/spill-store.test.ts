@@ -41,3 +41,17 @@ describe("SpillStore budgets", () => {
         expect((await readdir(dir)).length).toBe(2);
     });
 });
+
+describe("SpillStore pins", () => {
+    it("keeps a pinned state's file until it is unpinned, though a newer state that extends it deletes the entry", async () => {
+        const {store} = await SpillStore.open({dir, budgetBytes: 1024 ** 3, model: "m"});
+        const older = await store.save([1, 2, 3], write(16));
+        const unpin = store.pin(older);
+        await store.save([1, 2, 3, 4], write(16));
+        expect(store.list().map((entry) => entry.id)).not.toContain(older.id);
+        expect(await store.check(older)).toBeNull(); // a restore in progress still finds its file
+        await unpin();
+        await unpin(); // twice is once
+        expect(await store.check(older)).toBe("missing");
+    });
+});

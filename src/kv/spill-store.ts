@@ -47,6 +47,8 @@ export class SpillStore {
      * restore would cost more than the restore. Files adopted from a previous run are hashed once.
      */
     private readonly verified = new Map<string, number>();
+    private readonly pins = new Map<string, number>();
+    private readonly removeWhenUnpinned = new Set<string>();
 
     private constructor(private readonly options: SpillStoreOptions) {}
 
@@ -133,7 +135,27 @@ export class SpillStore {
     async delete(entry: SpillEntry) {
         this.entries.delete(entry.id);
         this.verified.delete(entry.id);
-        await this.removeFiles(entry.id);
+        // Being loaded into a sequence: the files go when the load is done.
+        if (this.pins.has(entry.id)) this.removeWhenUnpinned.add(entry.id);
+        else await this.removeFiles(entry.id);
+    }
+
+    /**
+     * Keeps `entry`'s files on disk until the returned function is called, even if the entry is
+     * deleted meanwhile (a newer state that extends it, the budget): a restore in progress must
+     * not find its file gone (found by the soak: llama.cpp then kept the sequence's old cells).
+     */
+    pin(entry: SpillEntry): () => Promise<void> {
+        this.pins.set(entry.id, (this.pins.get(entry.id) ?? 0) + 1);
+        let unpinned = false;
+        return async () => {
+            if (unpinned) return;
+            unpinned = true;
+            const left = this.pins.get(entry.id)! - 1;
+            if (left > 0) return void this.pins.set(entry.id, left);
+            this.pins.delete(entry.id);
+            if (this.removeWhenUnpinned.delete(entry.id)) await this.removeFiles(entry.id);
+        };
     }
 
     private async enforceBudget() {

@@ -1,4 +1,4 @@
-import type {LlamaContext} from "node-llama-cpp";
+import type {LlamaContext, LlamaContextSequence} from "node-llama-cpp";
 
 /**
  * Keeps node-llama-cpp's continuous batching full, fair and in one piece. Three problems, all
@@ -40,12 +40,19 @@ interface ContextInternals {
     _scheduleDecode(): void;
 }
 
+/** llama.cpp's id of a node-llama-cpp sequence (internal field of the pinned version). */
+export function sequenceIdOf(sequence: LlamaContextSequence): number {
+    return (sequence as unknown as {_sequenceId: number})._sequenceId;
+}
+
 export class BatchGatherer {
     private generating = 0;
     private lockWaiters = 0;
     private stashed: QueuedDecode[] = [];
+    /** Sequences whose cells `exclusive()` work is about to change. */
+    private readonly editing: number[] = [];
     /** Batches that waited for a stream, event-loop turns spent waiting, and times the queue stepped aside for the lock. */
-    readonly stats = {waits: 0, turns: 0, yields: 0};
+    readonly stats = {waits: 0, turns: 0, yields: 0, conflicts: 0};
 
     private constructor(private readonly context: ContextInternals) {}
 
@@ -82,12 +89,17 @@ export class BatchGatherer {
         };
     }
 
-    /** Runs work that takes the context lock (erasing cells, loading state) without waiting for the streams to finish. */
-    async exclusive<T>(work: () => Promise<T>): Promise<T> {
+    /**
+     * Runs work on `sequenceId` that takes the context lock (erasing cells, loading state) without
+     * waiting for the other streams to finish.
+     */
+    async exclusive<T>(sequenceId: number, work: () => Promise<T>): Promise<T> {
         this.lockWaiters++;
+        this.editing.push(sequenceId);
         try {
             return await work();
         } finally {
+            this.editing.splice(this.editing.indexOf(sequenceId), 1);
             this.lockWaiters--;
             if (this.lockWaiters === 0) this.restore();
         }
@@ -141,6 +153,12 @@ export class BatchGatherer {
     private stepAside() {
         const queue = this.context._queuedDecodes;
         if (queue.length === 0) return;
+        // A queued decode of a sequence about to be edited goes first, as it would without us:
+        // its positions were fixed when it was queued.
+        if (queue.some((decode) => this.editing.includes(decode.sequenceId))) {
+            this.stats.conflicts++;
+            return;
+        }
         this.stats.yields++;
         this.stashed.push(...queue.splice(0));
         for (const decode of this.stashed) this.context._queuedDecodeSequenceIds.delete(decode.sequenceId);

@@ -1,3 +1,4 @@
+import {acquireLock} from "lifecycle-utils";
 import {LlamaGrammarEvaluationState, type LlamaContextSequence, type LlamaModel, type SequenceEvaluateOptions, type Token} from "node-llama-cpp";
 import type {BackendSequence, GeneratedToken, SequenceGenerateOptions} from "../backend.js";
 import type {SamplingOptions} from "../../runtime/types.js";
@@ -7,7 +8,7 @@ import {speculativeDecode} from "./speculative-decode.js";
 import {AcceptanceTracker, type AcceptanceOptions} from "../../speculative/acceptance.js";
 import type {DraftSource} from "../../speculative/types.js";
 import {effectiveRepeatPenalty, effectiveTemperature} from "./sampling-guards.js";
-import type {BatchGatherer} from "./batch-gather.js";
+import {sequenceIdOf, type BatchGatherer} from "./batch-gather.js";
 
 const DEFAULT_PENALTY_LAST_N = 64;
 /** Penalties look at most this far back (`repeat_last_n` ≤ 4096); older history is trimmed. */
@@ -146,12 +147,34 @@ export class LlamaCppSequence implements BackendSequence {
     }
 
     async loadState(file: string) {
-        await this.exclusive(() => this.sequence.loadStateFromFile(file, {acceptRisk: true}));
+        await this.exclusive(async () => {
+            try {
+                await this.sequence.loadStateFromFile(file, {acceptRisk: true});
+            } catch (error) {
+                await this.dropAllCells();
+                throw error;
+            }
+        });
+    }
+
+    /**
+     * node-llama-cpp forgets a sequence's tokens before it loads a state; when the load fails,
+     * llama.cpp still holds the old cells, and the next decode (at position 0) fails — for every
+     * sequence in its batch. This drops them, under node-llama-cpp's own context lock.
+     */
+    private async dropAllCells() {
+        const context = this.sequence.context as unknown as {_ctx: {disposeSequence(id: number): boolean}};
+        const lock = await acquireLock([this.sequence.context, "context"]);
+        try {
+            context._ctx.disposeSequence(sequenceIdOf(this.sequence));
+        } finally {
+            lock.dispose();
+        }
     }
 
     /** Work that takes the context lock, let in between batches of the other streams. */
     private exclusive<T>(work: () => Promise<T>): Promise<T> {
-        return this.gatherer == null ? work() : this.gatherer.exclusive(work);
+        return this.gatherer == null ? work() : this.gatherer.exclusive(sequenceIdOf(this.sequence), work);
     }
 
     /**
