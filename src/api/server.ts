@@ -9,6 +9,9 @@ import {attachWebSocketApi} from "./ws/server.js";
 import type {PowerView} from "../power/status.js";
 import type {AccessControl} from "./security/access.js";
 
+/** How long close() waits for responses already ending (streams were ended by the runtime's shutdown). */
+const CLOSE_WAIT_MS = 1000;
+
 export interface ServerOptions {
     /** One loaded runtime (tests, benchmarks) … */
     runtime?: Runtime;
@@ -62,8 +65,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const stopListening = () => stopped ??= new Promise<void>((resolve) => server.close(() => resolve()));
     // Once stopping, a keep-alive connection whose response ends is closed too: otherwise a client
     // could keep sending new requests over it after the listener is gone.
+    // Responses still being written: close() lets them finish (their last bytes, an SSE stream's
+    // [DONE]) before it cuts what is left.
+    const open = new Set<import("node:http").ServerResponse>();
+    let allFinished: (() => void) | undefined;
     server.on("request", (_request, response) => {
         if (stopped != null && !response.headersSent) response.setHeader("connection", "close");
+        open.add(response);
+        response.once("close", () => {
+            open.delete(response);
+            if (open.size === 0) allFinished?.();
+        });
         response.once("finish", () => {
             if (stopped != null) setImmediate(() => server.closeIdleConnections?.());
         });
@@ -77,6 +89,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         },
         async close() {
             await ws.close();
+            if (open.size > 0)
+                await new Promise<void>((resolve) => {
+                    allFinished = resolve;
+                    setTimeout(resolve, CLOSE_WAIT_MS).unref();
+                });
             server.closeAllConnections?.();
             await stopListening();
         }
