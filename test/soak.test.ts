@@ -7,7 +7,7 @@ import {testModelPath} from "./helpers/model.js";
  * The CI version of scripts/soak.ts: 8 clients over mixed endpoints for 30 s against a real
  * `edge-llm serve` process. The 10-minute run (docs/reliability.md) is the one held to < 5%
  * RSS growth; 30 s is too short for that (V8's heap swings by tens of MiB between collections),
- * so this one catches gross leaks, errors and stalls.
+ * so this one catches gross leaks (memory outside V8's heap), errors and stalls.
  */
 const DURATION_MS = Number(process.env.EDGE_LLM_SOAK_MS ?? 30_000);
 
@@ -35,6 +35,12 @@ describe("soak (short)", () => {
             expect(interval.ttftP99Ms).toBeGreaterThan(0);
             expect(interval.ttftP99Ms).toBeLessThan(3000);
         }
-        expect(report.rssGrowth).toBeLessThan(0.25);
+        // Memory outside V8's heap: a native leak (llama.cpp states, buffers) grows it, while the
+        // heap itself swings by tens of MiB between collections (more, the more requests a second).
+        const warm = report.intervals.find((interval) => interval.rssBytes === report.rssAfterWarmupBytes)!;
+        const last = report.intervals.at(-1)!;
+        const nativeGrowth = (last.rssBytes - last.heapUsedBytes) / (warm.rssBytes - warm.heapUsedBytes) - 1;
+        expect(nativeGrowth).toBeLessThan(0.25);
+        expect(last.heapUsedBytes).toBeLessThan(256 * 2 ** 20);
     }, DURATION_MS + 30_000);
 });
