@@ -92,7 +92,7 @@ describe("BatchGatherer", () => {
         queue(0, 1);
         const wait = context.afterBatch[0]!(1);
         expect(wait).toBeInstanceOf(Promise);
-        setImmediate(() => queue(2));
+        queueMicrotask(() => queue(2)); // before the wait looks again, however loaded the machine
         await wait;
         expect(gatherer.stats.waits).toBe(1);
         expect(context._queuedDecodes).toHaveLength(3);

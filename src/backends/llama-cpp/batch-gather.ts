@@ -47,9 +47,8 @@ export function sequenceIdOf(sequence: LlamaContextSequence): number {
 
 export class BatchGatherer {
     private generating = 0;
-    private lockWaiters = 0;
     private stashed: QueuedDecode[] = [];
-    /** Sequences whose cells `exclusive()` work is about to change. */
+    /** Sequences whose cells `exclusive()` work is about to change (one entry per waiting call). */
     private readonly editing: number[] = [];
     /** Batches that waited for a stream, event-loop turns spent waiting, and times the queue stepped aside for the lock. */
     readonly stats = {waits: 0, turns: 0, yields: 0, conflicts: 0};
@@ -94,14 +93,12 @@ export class BatchGatherer {
      * waiting for the other streams to finish.
      */
     async exclusive<T>(sequenceId: number, work: () => Promise<T>): Promise<T> {
-        this.lockWaiters++;
         this.editing.push(sequenceId);
         try {
             return await work();
         } finally {
             this.editing.splice(this.editing.indexOf(sequenceId), 1);
-            this.lockWaiters--;
-            if (this.lockWaiters === 0) this.restore();
+            if (this.editing.length === 0) this.restore();
         }
     }
 
@@ -126,7 +123,7 @@ export class BatchGatherer {
 
     /** undefined (no waiting, no extra promise hop) unless another sequence has yet to queue. */
     private afterBatch(): Promise<void> | undefined {
-        if (this.lockWaiters > 0) {
+        if (this.editing.length > 0) {
             this.stepAside();
             return undefined;
         }
@@ -137,11 +134,11 @@ export class BatchGatherer {
     private async wait() {
         this.stats.waits++;
         const deadline = performance.now() + MAX_WAIT_MS;
-        while (this.context._queuedDecodeSequenceIds.size < this.generating && this.lockWaiters === 0 && performance.now() < deadline) {
+        while (this.context._queuedDecodeSequenceIds.size < this.generating && this.editing.length === 0 && performance.now() < deadline) {
             this.stats.turns++;
             await new Promise((resolve) => setImmediate(resolve));
         }
-        if (this.lockWaiters > 0) this.stepAside();
+        if (this.editing.length > 0) this.stepAside();
         else if (this.context._queuedDecodeSequenceIds.size < this.generating) {
             // Someone may be waiting for the lock where we cannot see it; let it in, then go on.
             this.stepAside();
