@@ -63,10 +63,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const hostForUrl = address.family === "IPv6" ? `[${address.address}]` : address.address;
     let stopped: Promise<void> | undefined;
     const stopListening = () => stopped ??= new Promise<void>((resolve) => server.close(() => resolve()));
-    // Once stopping, a keep-alive connection whose response ends is closed too: otherwise a client
-    // could keep sending new requests over it after the listener is gone.
     // Responses still being written: close() lets them finish (their last bytes, an SSE stream's
-    // [DONE]) before it cuts what is left.
+    // [DONE]) before it cuts what is left. Once stopping, a keep-alive connection whose response
+    // ends is closed too: otherwise a client could keep sending requests after the listener is gone.
     const open = new Set<import("node:http").ServerResponse>();
     let allFinished: (() => void) | undefined;
     server.on("request", (_request, response) => {

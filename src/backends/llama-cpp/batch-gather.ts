@@ -51,7 +51,7 @@ export class BatchGatherer {
     /** Sequences whose cells `exclusive()` work is about to change (one entry per waiting call). */
     private readonly editing: number[] = [];
     /** Batches that waited for a stream, event-loop turns spent waiting, and times the queue stepped aside for the lock. */
-    readonly stats = {waits: 0, turns: 0, yields: 0, conflicts: 0};
+    readonly stats = {waits: 0, conflicts: 0};
 
     private constructor(private readonly context: ContextInternals) {}
 
@@ -135,7 +135,6 @@ export class BatchGatherer {
         this.stats.waits++;
         const deadline = performance.now() + MAX_WAIT_MS;
         while (this.context._queuedDecodeSequenceIds.size < this.generating && this.editing.length === 0 && performance.now() < deadline) {
-            this.stats.turns++;
             await new Promise((resolve) => setImmediate(resolve));
         }
         if (this.editing.length > 0) this.stepAside();
@@ -156,7 +155,6 @@ export class BatchGatherer {
             this.stats.conflicts++;
             return;
         }
-        this.stats.yields++;
         this.stashed.push(...queue.splice(0));
         for (const decode of this.stashed) this.context._queuedDecodeSequenceIds.delete(decode.sequenceId);
     }
