@@ -50,7 +50,7 @@ export class BatchGatherer {
     private stashed: QueuedDecode[] = [];
     /** Sequences whose cells `exclusive()` work is about to change (one entry per waiting call). */
     private readonly editing: number[] = [];
-    /** Batches that waited for a stream, event-loop turns spent waiting, and times the queue stepped aside for the lock. */
+    /** Batches that waited for a stream, and times the queue could not step aside (a queued decode of the sequence being edited). */
     readonly stats = {waits: 0, conflicts: 0};
 
     private constructor(private readonly context: ContextInternals) {}
