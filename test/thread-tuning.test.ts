@@ -15,9 +15,25 @@ describe("thread candidates and choice", () => {
     });
 
     it("takes more threads only when they are clearly faster", () => {
-        expect(pickThreads([{threads: 1, tokensPerSecond: 3000}, {threads: 2, tokensPerSecond: 150}])).toBe(1);
-        expect(pickThreads([{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 31}])).toBe(1);
-        expect(pickThreads([{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 45}, {threads: 4, tokensPerSecond: 46}])).toBe(2);
+        const threadsOf = (measurements: Parameters<typeof pickThreads>[0]) => pickThreads(measurements).threads;
+        expect(threadsOf([{threads: 1, tokensPerSecond: 3000}, {threads: 2, tokensPerSecond: 150}])).toBe(1);
+        expect(threadsOf([{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 31}])).toBe(1);
+        expect(threadsOf([{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 45}, {threads: 4, tokensPerSecond: 46}])).toBe(2);
+    });
+
+    it("turns flash attention on only when it is clearly faster", () => {
+        // 1B-shaped Q4_0 here: more threads and flash attention both pay.
+        expect(pickThreads([
+            {threads: 1, flashAttention: false, tokensPerSecond: 28}, {threads: 1, flashAttention: true, tokensPerSecond: 30},
+            {threads: 2, flashAttention: false, tokensPerSecond: 44}, {threads: 2, flashAttention: true, tokensPerSecond: 48}
+        ])).toEqual({threads: 2, flashAttention: true});
+        // stories260K here: one thread, and flash attention slower.
+        expect(pickThreads([
+            {threads: 1, flashAttention: false, tokensPerSecond: 2700}, {threads: 1, flashAttention: true, tokensPerSecond: 1600},
+            {threads: 2, flashAttention: false, tokensPerSecond: 150}, {threads: 2, flashAttention: true, tokensPerSecond: 140}
+        ])).toEqual({threads: 1, flashAttention: false});
+        expect(pickThreads([{threads: 1, flashAttention: false, tokensPerSecond: 100}, {threads: 1, flashAttention: true, tokensPerSecond: 103}]))
+            .toEqual({threads: 1, flashAttention: false});
     });
 });
 
@@ -39,17 +55,22 @@ describe("autotuning at load", () => {
         const first = await backend.loadModel({path: testModelPath, id: "m", parallel: 1, contextSize: 256, threadTuning: {cacheFile}});
         const {threads, threadsReason} = first.description;
         await first.dispose();
-        const cached = JSON.parse(await readFile(cacheFile, "utf8")) as Record<string, {threads: number; measurements: {threads: number; tokensPerSecond: number}[]}>;
+        const cached = JSON.parse(await readFile(cacheFile, "utf8")) as Record<string, {threads: number; flashAttention: boolean; measurements: {threads: number; flashAttention: boolean; tokensPerSecond: number}[]}>;
         const [entry] = Object.values(cached);
         expect(Object.keys(cached)).toHaveLength(1);
         expect(entry!.threads).toBe(threads);
-        expect(entry!.measurements.map((measurement) => measurement.threads)).toEqual(threadCandidates(backend.llama.cpuMathCores));
+        expect(entry!.flashAttention).toBe(first.description.flashAttention);
+        // Every candidate count, with flash attention off and on.
+        expect(entry!.measurements.map((measurement) => `${measurement.threads}/${measurement.flashAttention}`))
+            .toEqual(threadCandidates(backend.llama.cpuMathCores).flatMap((count) => [`${count}/false`, `${count}/true`]));
         expect(entry!.measurements.every((measurement) => measurement.tokensPerSecond > 0)).toBe(true);
-        expect(threadsReason).toMatch(/^autotuned: 1: \d+ tok\/s/);
+        expect(threadsReason).toMatch(/^autotuned: 1: \d+ tok\/s \(with flash attention: \d+ tok\/s\)/);
+        expect(threadsReason).toMatch(/; flash attention (on|off)$/);
 
         const second = await backend.loadModel({path: testModelPath, id: "m", parallel: 1, contextSize: 256, threadTuning: {cacheFile}});
         expect(second.description.threads).toBe(threads);
         expect(second.description.threadsReason).toMatch(/^autotuned \(cached\)/);
+        expect(second.description.flashAttention).toBe(first.description.flashAttention);
         await second.dispose();
     });
 

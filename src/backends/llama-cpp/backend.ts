@@ -131,16 +131,24 @@ export class LlamaCppBackend implements Backend {
             // Memory was checked above; node-llama-cpp's VRAM check knows nothing of OpenCL/Hexagon memory.
             ...(this.offloadAll ? {gpuLayers: "max" as const, ignoreMemorySafetyChecks: true} : {})
         });
+        const kvCacheType = options.kvCacheType ?? "f16";
+        let flashAttention = resolveFlashAttention(options.flashAttention, onGpu);
         try {
             if (tune) {
-                threads = await this.tuneThreads(model, options.path, options.threadTuning!.cacheFile, candidates, options.signal)
+                // Quantized KV caches need flash attention; otherwise "auto" measures both ways.
+                const flashCandidates = options.flashAttention === "on" || kvCacheType !== "f16" ? [true]
+                    : options.flashAttention === "off" ? [false] : [false, true];
+                const tuned = await this.tuneThreads(model, options.path, options.threadTuning!.cacheFile, candidates, flashCandidates, options.signal)
                     .catch((error: unknown) => {
                         this.log?.("warn", `thread autotuning failed (${(error as Error).message}); using ${threads.threads} (${threads.reason})`);
-                        return threads;
+                        return undefined;
                     });
+                if (tuned != null) {
+                    threads = tuned;
+                    flashAttention = tuned.flashAttention;
+                }
                 this.llama.maxThreads = threads.threads;
             }
-            const kvCacheType = options.kvCacheType ?? "f16";
             const kvShape = readKvShape(model.fileInfo.metadata);
             const contextSize = memory?.contextSize ?? requestedContextSize(options, model.trainContextSize, kvShape);
             const context = await model.createContext({
@@ -148,7 +156,7 @@ export class LlamaCppBackend implements Backend {
                 sequences: options.parallel,
                 threads: {ideal: threads.threads, min: 1},
                 createSignal: options.signal,
-                flashAttention: resolveFlashAttention(options.flashAttention, onGpu),
+                flashAttention,
                 ...kvCacheContextOptions(kvCacheType, kvShape)
             }).catch((error: unknown) => {
                 if (kvCacheType === "f16") throw error;
@@ -171,8 +179,14 @@ export class LlamaCppBackend implements Backend {
                 flashAttention: context.flashAttention === true,
                 kvBytesPerToken: kvShape == null ? 0 : kvBytesPerToken(kvShape, kvCacheType),
                 canShiftContext: canShiftKvCache(kvCacheType),
-                // A state saved from one KV type cannot be loaded into another (f16 keeps its old fingerprints).
-                fingerprint: await modelFingerprint(options.path, {contextSize: context.contextSize, ...(kvCacheType === "f16" ? {} : {kvCacheType})}),
+                // A state saved from one KV type, or with V laid out for the other attention path
+                // (llama.cpp stores V transposed without flash attention), cannot be loaded into
+                // another; f16 without flash attention keeps its old fingerprints.
+                fingerprint: await modelFingerprint(options.path, {
+                    contextSize: context.contextSize,
+                    ...(kvCacheType === "f16" ? {} : {kvCacheType}),
+                    ...(context.flashAttention === true ? {flashAttention: true} : {})
+                }),
                 loadedAt: Math.floor(Date.now() / 1000),
                 memory: memory?.report
             };
@@ -187,18 +201,20 @@ export class LlamaCppBackend implements Backend {
         }
     }
 
-    /** The cached autotuned count for this model on this machine and binary, measured when missing. */
-    private async tuneThreads(model: LlamaModel, modelPath: string, cacheFile: string, candidates: number[], signal?: AbortSignal): Promise<ThreadChoice> {
+    /** The cached autotuned settings for this model on this machine and binary, measured when missing. */
+    private async tuneThreads(model: LlamaModel, modelPath: string, cacheFile: string, candidates: number[], flashAttention: boolean[], signal?: AbortSignal): Promise<ThreadChoice & {flashAttention: boolean}> {
         const cache = new ThreadTuningCache(cacheFile);
-        const key = `${await modelFingerprint(modelPath, {})}|${machineKey(`${this.llama.buildType} ${this.llama.llamaCppRelease.release}`)}`;
+        const flashKey = flashAttention.length > 1 ? "tuned" : flashAttention[0] ? "on" : "off";
+        const key = `${await modelFingerprint(modelPath, {})}|${machineKey(`${this.llama.buildType} ${this.llama.llamaCppRelease.release}`)}|flash attention ${flashKey}`;
         const cached = await cache.get(key);
-        if (cached != null && candidates.includes(cached.threads)) return {threads: cached.threads, reason: describeTuning(cached, true)};
+        if (cached != null && candidates.includes(cached.threads) && typeof cached.flashAttention === "boolean")
+            return {threads: cached.threads, flashAttention: cached.flashAttention, reason: describeTuning(cached, true)};
         const started = performance.now();
-        const measurements = await measureThreadCounts(model, {candidates, signal});
-        const tuned = {threads: pickThreads(measurements), measurements, measuredAt: new Date().toISOString()};
+        const measurements = await measureThreadCounts(model, {candidates, flashAttention, signal});
+        const tuned = {...pickThreads(measurements), measurements, measuredAt: new Date().toISOString()};
         await cache.set(key, tuned);
         this.log?.("info", `autotuned decode threads for ${path.basename(modelPath)} in ${Math.round(performance.now() - started)} ms: ${describeTuning(tuned, false)}`);
-        return {threads: tuned.threads, reason: describeTuning(tuned, false)};
+        return {threads: tuned.threads, flashAttention: tuned.flashAttention, reason: describeTuning(tuned, false)};
     }
 
     /**
