@@ -229,10 +229,11 @@ export class Runtime {
 
         checkChoicesAndLogprobs(request, model);
         const constraint = request.responseFormat == null ? undefined : await model.prepareConstraint(request.responseFormat);
-        const sequence = await scheduler.acquire((free) => kv.choose(free, prompt.tokens, request.session), signal);
         const roomLeft = contextSize - prompt.tokens.length;
+        const decodeTokens = Math.min(request.maxTokens ?? roomLeft, roomLeft);
+        const sequence = await scheduler.acquire((free) => kv.choose(free, prompt.tokens, request.session, decodeTokens), signal);
         try {
-            await kv.prepare(sequence, prompt.tokens, Math.min(request.maxTokens ?? roomLeft, roomLeft));
+            await kv.prepare(sequence, prompt.tokens, decodeTokens);
         } catch (error) {
             kv.release(sequence);
             scheduler.release(sequence);
