@@ -23,6 +23,11 @@ import {runSpeculationBench} from "./bench/speculation.js";
 import {runSizedBench} from "./bench/sized.js";
 import {runNativeBench} from "./bench/native.js";
 import {ensureSyntheticModel} from "./fixtures/synthetic-model.js";
+import {relaunch} from "../src/cli/single-pool.js";
+
+// The raw node-llama-cpp baselines decode in this process: give them the one libuv pool thread
+// the server decodes on (src/cli/single-pool.ts), or the comparison measures the pool, not edge-llm.
+if (process.env.UV_THREADPOOL_SIZE == null) process.exit(await relaunch({UV_THREADPOOL_SIZE: "1"}));
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const {values: args} = parseArgs({

@@ -15,6 +15,7 @@ export interface NativeChildOptions {
     runs: number;
     /** Sequences decoding together for the aggregate figure (0: skip). */
     streams: number;
+    flashAttention?: boolean;
 }
 
 export interface NativeChildResult {
@@ -37,7 +38,7 @@ const model = await llama.loadModel({modelPath: options.model});
 const sequences = Math.max(1, options.streams);
 const context = await model.createContext({
     contextSize: Math.max(512, options.promptTokens + options.tokens + 16) * sequences, sequences,
-    threads: {ideal: options.threads, min: 1}, flashAttention: false
+    threads: {ideal: options.threads, min: 1}, flashAttention: options.flashAttention === true
 });
 const words = ["the", "little", "dog", "went", "to", "park", "and", "saw", "a", "big", "tree"];
 const promptOf = (salt: number) => {

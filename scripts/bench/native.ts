@@ -37,6 +37,7 @@ export interface NativeBenchRow extends NativeChildResult {
     policy: WaitPolicySetting;
     /** libuv pool threads (UV_THREADPOOL_SIZE): node-llama-cpp decodes on them. */
     pool: number;
+    flashAttention: boolean;
     env: Record<string, string>;
 }
 
@@ -48,19 +49,23 @@ export interface NativeBenchReport {
     /** Why there is no native row, when there is none. */
     skipped?: string;
     rows: NativeBenchRow[];
-    /** llama.cpp's own llama-bench built from the same source (scripts/build-llama-tools.ts), when built. */
-    llamaBench?: {decodeTokensPerSecond: number; prefillTokensPerSecond: number; build: string};
-    /** edge-llm over SSE on the binary and policy serve chooses here. */
-    server: {binary: "prebuilt" | "native"; policy: string; decodeTokensPerSecond: number; prefillTokensPerSecond: number; streams: number; streamsTokensPerSecond: number};
+    /** llama.cpp's own llama-bench built from the same source (scripts/build-llama-tools.ts), when built: the faster of flash attention off and on, and both. */
+    llamaBench?: {decodeTokensPerSecond: number; prefillTokensPerSecond: number; build: string; byFlashAttention: {flashAttention: boolean; decodeTokensPerSecond: number; prefillTokensPerSecond: number}[]};
+    /** edge-llm over SSE on the binary, policy and autotuned settings serve chooses here. */
+    server: {
+        binary: "prebuilt" | "native"; policy: string; threads: number; flashAttention: boolean; settingsReason: string;
+        decodeTokensPerSecond: number; prefillTokensPerSecond: number; streams: number; streamsTokensPerSecond: number;
+    };
 }
 
 /** The rows: node's default libuv pool (4 threads) and one pool thread, as `serve` runs a local OpenMP build. */
-const NATIVE_ROWS: {policy: NativeBenchRow["policy"]; pool: number}[] = [
-    {policy: "spin", pool: 4},
-    {policy: "passive", pool: 1},
-    {policy: "short-spin", pool: 1},
-    {policy: "spin", pool: 1},
-    {policy: "active", pool: 1}
+const NATIVE_ROWS: {policy: NativeBenchRow["policy"]; pool: number; flashAttention: boolean}[] = [
+    {policy: "spin", pool: 4, flashAttention: false},
+    {policy: "passive", pool: 1, flashAttention: false},
+    {policy: "short-spin", pool: 1, flashAttention: false},
+    {policy: "spin", pool: 1, flashAttention: false},
+    {policy: "active", pool: 1, flashAttention: false},
+    {policy: "spin", pool: 1, flashAttention: true}
 ];
 
 function runChild(options: NativeChildOptions, env: Record<string, string>): Promise<NativeChildResult> {
@@ -89,13 +94,14 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
     const rows: NativeBenchRow[] = [];
     // Interleave: a round measures every configuration once, so drift hits them alike.
     const configurations: Omit<NativeBenchRow, keyof NativeChildResult>[] = [
-        {binary: "prebuilt", policy: "spin", pool: 4, env: {}},
-        {binary: "prebuilt", policy: "spin", pool: 1, env: {}},
-        ...(usable == null ? [] : NATIVE_ROWS.map(({policy, pool}) => ({binary: "native" as const, policy, pool, env: chooseWaitPolicy({setting: policy, env: {}}).env})))
+        {binary: "prebuilt", policy: "spin", pool: 4, flashAttention: false, env: {}},
+        {binary: "prebuilt", policy: "spin", pool: 1, flashAttention: false, env: {}},
+        {binary: "prebuilt", policy: "spin", pool: 1, flashAttention: true, env: {}},
+        ...(usable == null ? [] : NATIVE_ROWS.map(({policy, pool, flashAttention}) => ({binary: "native" as const, policy, pool, flashAttention, env: chooseWaitPolicy({setting: policy, env: {}}).env})))
     ];
     for (const configuration of configurations) {
-        log(`${configuration.binary}, wait policy ${configuration.policy}, ${configuration.pool} pool thread(s)`);
-        const result = await runChild({...childOptions, cmakeOptions: configuration.binary === "native" ? usable!.cmakeOptions : undefined},
+        log(`${configuration.binary}, wait policy ${configuration.policy}, ${configuration.pool} pool thread(s), flash attention ${configuration.flashAttention ? "on" : "off"}`);
+        const result = await runChild({...childOptions, flashAttention: configuration.flashAttention, cmakeOptions: configuration.binary === "native" ? usable!.cmakeOptions : undefined},
             {...configuration.env, UV_THREADPOOL_SIZE: String(configuration.pool)});
         rows.push({...configuration, ...result});
     }
@@ -107,10 +113,12 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
     // serve relaunches itself with one pool thread when it decodes on the CPU (src/cli/single-pool.ts).
     const env: Record<string, string> = usable == null ? {UV_THREADPOOL_SIZE: "1"} : {...policy.env, UV_THREADPOOL_SIZE: "1"};
     log(`edge-llm over SSE: ${usable == null ? "prebuilt" : "native"} binary${usable == null ? "" : `, ${policy.policy}`}`);
+    // No thread count: it autotunes threads and flash attention at load, as serve does.
     const server = await startBenchServer({
-        model: options.model, threads: options.threads, parallel: options.streams,
+        model: options.model, parallel: options.streams,
         contextSize: Math.max(512, options.promptTokens + options.tokens + 16), nativeBuild: usable
     }, env);
+    const props = await (await fetch(`${server.url}/props`)).json() as {runtime: {threads: number; threads_reason: string; flash_attention: boolean}};
     const words = ["the", "little", "dog", "went", "to", "park", "and", "saw", "a", "big", "tree"];
     const decode: number[] = [];
     const prefill: number[] = [];
@@ -142,6 +150,7 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
         ...(llamaBench == null ? {} : {llamaBench}),
         server: {
             binary: usable == null ? "prebuilt" : "native", policy: usable == null ? "-" : policy.policy,
+            threads: props.runtime.threads, flashAttention: props.runtime.flash_attention, settingsReason: props.runtime.threads_reason,
             decodeTokensPerSecond: median(decode), prefillTokensPerSecond: median(prefill), streams: options.streams, streamsTokensPerSecond: median(streams)
         }
     };
@@ -152,19 +161,31 @@ async function runLlamaBench(options: NativeBenchOptions, log: (message: string)
     log("llama.cpp's llama-bench");
     const {stdout} = await promisify(execFile)(llamaBenchPath, [
         "-m", options.model, "-t", String(options.threads), "-p", String(options.promptTokens), "-n", String(options.tokens),
-        "-r", String(Math.max(3, options.runs)), "-o", "json"
+        "-r", String(Math.max(3, options.runs)), "-fa", "off,on", "-o", "json"
     ], {maxBuffer: 1 << 24});
-    const tests = JSON.parse(stdout) as {n_prompt: number; n_gen: number; avg_ts: number; build_commit: string; build_number: number}[];
-    const prefill = tests.find((test) => test.n_prompt > 0 && test.n_gen === 0);
-    const decode = tests.find((test) => test.n_gen > 0 && test.n_prompt === 0);
-    return {decodeTokensPerSecond: decode?.avg_ts ?? 0, prefillTokensPerSecond: prefill?.avg_ts ?? 0, build: `${tests[0]?.build_commit ?? "?"} (${tests[0]?.build_number ?? "?"})`};
+    const tests = JSON.parse(stdout) as {n_prompt: number; n_gen: number; avg_ts: number; flash_attn: unknown; build_commit: string; build_number: number}[];
+    const flashOn = (value: unknown) => value === true || value === 1 || value === "on" || value === "enabled";
+    const byFlashAttention = [false, true].map((flashAttention) => {
+        const mine = tests.filter((test) => flashOn(test.flash_attn) === flashAttention);
+        return {
+            flashAttention,
+            decodeTokensPerSecond: mine.find((test) => test.n_gen > 0 && test.n_prompt === 0)?.avg_ts ?? 0,
+            prefillTokensPerSecond: mine.find((test) => test.n_prompt > 0 && test.n_gen === 0)?.avg_ts ?? 0
+        };
+    });
+    return {
+        decodeTokensPerSecond: Math.max(...byFlashAttention.map((entry) => entry.decodeTokensPerSecond)),
+        prefillTokensPerSecond: Math.max(...byFlashAttention.map((entry) => entry.prefillTokensPerSecond)),
+        build: `${tests[0]?.build_commit ?? "?"} (${tests[0]?.build_number ?? "?"})`,
+        byFlashAttention
+    };
 }
 
 const f0 = (value: number | undefined) => value == null ? "" : value.toFixed(0);
 
 export function renderNative(report: NativeBenchReport, runs: number, tokens: number): string {
     const rows = report.rows.map((row) =>
-        `| ${row.binary} | ${row.pool} | ${row.binary === "prebuilt" ? "(ggml threads)" : row.policy}${Object.keys(row.env).length > 0 ? ` \`${Object.entries(row.env).map(([key, value]) => `${key}=${value}`).join(" ")}\`` : ""} | ` +
+        `| ${row.binary} | ${row.pool} | ${row.binary === "prebuilt" ? "(ggml threads)" : row.policy}${Object.keys(row.env).length > 0 ? ` \`${Object.entries(row.env).map(([key, value]) => `${key}=${value}`).join(" ")}\`` : ""} | ${row.flashAttention ? "on" : "off"} | ` +
         `${f0(row.decodeTokensPerSecond)} | ${f0(row.prefillTokensPerSecond)} | ${f0(row.streamsTokensPerSecond)} | ${row.cpuMsPerToken.toFixed(1)} | ${row.idleCpuPercent.toFixed(1)}% |`);
     const server = report.server;
     return `
@@ -176,14 +197,14 @@ local build scripts/build-backend.ts cpu-native made from node-llama-cpp's bundl
 ${report.native == null ? `— **not measured: ${report.skipped}**` : `(${Object.entries(report.native.cmakeOptions).map(([key, value]) => `${key}=${value}`).join(", ")}, built ${report.native.builtAt.slice(0, 10)})`}.
 CPU ms per token counts every thread of the process; idle CPU is measured over the 0.5 s after a decode.
 
-| binary | libuv pool threads | wait policy | decode tok/s | prefill tok/s | ${report.server.streams} streams tok/s | CPU ms / token | idle CPU |
-| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |
+| binary | libuv pool threads | wait policy | flash attention | decode tok/s | prefill tok/s | ${report.server.streams} streams tok/s | CPU ms / token | idle CPU |
+| --- | ---: | --- | :---: | ---: | ---: | ---: | ---: | ---: |
 ${rows.join("\n")}
 
 ${report.llamaBench == null ? "llama.cpp's llama-bench: not built here (npx tsx scripts/build-llama-tools.ts builds it from the bundled source)."
-        : `llama.cpp's own llama-bench, built from the same bundled source (native, OpenMP, build ${report.llamaBench.build}), in the same run: **${f0(report.llamaBench.decodeTokensPerSecond)} tok/s** decode (tg${tokens}), **${f0(report.llamaBench.prefillTokensPerSecond)} tok/s** prefill (pp128).`}
+        : `llama.cpp's own llama-bench, built from the same bundled source (native, OpenMP, build ${report.llamaBench.build}), in the same run, the faster of flash attention off and on: **${f0(report.llamaBench.decodeTokensPerSecond)} tok/s** decode (tg${tokens}), **${f0(report.llamaBench.prefillTokensPerSecond)} tok/s** prefill (pp128) (off / on: ${(report.llamaBench.byFlashAttention ?? []).map((entry) => `${f0(entry.decodeTokensPerSecond)} / `).join("").replace(/ \/ $/, "")} decode, ${(report.llamaBench.byFlashAttention ?? []).map((entry) => f0(entry.prefillTokensPerSecond)).join(" / ")} prefill).`}
 
-edge-llm's server as \`serve\` runs it here (${server.binary} binary${server.binary === "native" ? `, wait policy ${server.policy}, one libuv pool thread` : ""}), over SSE:
+edge-llm's server as \`serve\` runs it here (${server.binary} binary${server.binary === "native" ? `, wait policy ${server.policy}, one libuv pool thread` : ""}, ${server.threads ?? report.threads} thread(s), flash attention ${server.flashAttention ? "on" : "off"}${server.settingsReason == null ? "" : `: ${server.settingsReason}`}), over SSE:
 **${f0(server.decodeTokensPerSecond)} tok/s** decode (one stream), **${f0(server.prefillTokensPerSecond)} tok/s** prefill,
 **${f0(server.streamsTokensPerSecond)} tok/s** aggregate over ${server.streams} concurrent streams.
 ${report.bars == null ? "" : `${report.bars}\n`}`;

@@ -65,7 +65,7 @@ Model: \`${report.model}\`, ${report.threads} thread(s) (the runtime's own choic
 
 ## Streaming overhead
 
-Medians of ${report.runs} runs per variant, interleaved in one process run. "raw" is node-llama-cpp 3.21.1 called directly (\`sequence.evaluate\` + detokenize per token), in the benchmark process, with the server's settings (same threads, flash attention off on CPU); "raw, node-llama-cpp defaults" leaves flash attention to node-llama-cpp (on for this CPU). The server runs in its own process, as users run it, and its client reads every event as it arrives. "of raw" is the median rate over raw's median rate.
+Medians of ${report.runs} runs per variant, interleaved in one process run. "raw" is node-llama-cpp 3.21.1 called directly (\`sequence.evaluate\` + detokenize per token), in the benchmark process (one libuv pool thread, as the server), with the server's settings (same threads, flash attention off); "raw, node-llama-cpp defaults" leaves flash attention to node-llama-cpp (on for this CPU). The server runs in its own process, as users run it, and its client reads every event as it arrives. "of raw" is the median rate over raw's median rate.
 
 | path | decode tok/s | of raw | TTFT ms |
 | --- | ---: | ---: | ---: |

@@ -33,7 +33,13 @@ export interface SizedBenchOptions {
 export interface SizedBenchReport {
     model: string;
     fileMiB: number;
-    threads: {candidates: {threads: number; tokensPerSecond: number}[]; best: number; autotuned: number; autotunedReason: string; autotunedRatioToBest: number};
+    threads: {
+        candidates: {threads: number; flashAttention: boolean; tokensPerSecond: number}[];
+        best: {threads: number; flashAttention: boolean};
+        autotuned: {threads: number; flashAttention: boolean};
+        autotunedReason: string;
+        autotunedRatioToBest: number;
+    };
     decode: Record<"raw" | "sse" | "ws", {tokensPerSecond: number; ttftMs: number; ratioToRaw: number}>;
     prefill: Record<"raw" | "sse" | "ws", {tokensPerSecond: number; ratioToRaw: number}> & {promptTokens: number};
     concurrency: {streams: number; serverTokensPerSecond: number; rawTokensPerSecond: number; ratioToRaw: number; scalingVsOneStream: number}[];
@@ -55,15 +61,15 @@ export async function runSizedBench(options: SizedBenchOptions, log: (message: s
     const fileBytes = (await stat(model)).size;
     const contextSize = Math.max(512, options.promptTokens * 2);
 
-    log("threads: raw decode per count, and the autotuned choice");
+    log("threads and flash attention: raw decode per setting, and the autotuned choice");
     const threads = await benchThreads(model, runs, tokens);
     const chosen = threads.autotuned;
 
-    log(`decode and prefill: raw vs SSE vs WS at ${chosen} thread(s)`);
+    log(`decode and prefill: raw vs SSE vs WS at ${chosen.threads} thread(s), flash attention ${chosen.flashAttention ? "on" : "off"}`);
     const parallel = Math.max(...options.streams);
-    const server = await startBenchServer({model, threads: chosen, contextSize, parallel});
+    const server = await startBenchServer({model, threads: chosen.threads, flashAttention: chosen.flashAttention ? "on" : "off", contextSize, parallel});
     const socket = await openSocket(server.url);
-    const raw = await RawDecoder.create(model, chosen, contextSize, false);
+    const raw = await RawDecoder.create(model, chosen.threads, contextSize, chosen.flashAttention);
     const job: DecodeJob = {prompt: "Once upon a time", maxTokens: tokens};
     const decodes = {raw: [] as {rate: number; ttft: number}[], sse: [] as {rate: number; ttft: number}[], ws: [] as {rate: number; ttft: number}[]};
     const prefills = {raw: [] as number[], sse: [] as number[], ws: [] as number[]};
@@ -104,14 +110,25 @@ export async function runSizedBench(options: SizedBenchOptions, log: (message: s
 
     log(`concurrency: ${options.streams.join("/")} streams, server vs raw sequences in one context`);
     const concurrency: SizedBenchReport["concurrency"] = [];
-    const rawBatch = await RawBatch.create(model, chosen, contextSize, parallel);
+    const rawBatch = await RawBatch.create(model, chosen.threads, contextSize, parallel, chosen.flashAttention);
     try {
         for (const streams of options.streams) {
+            // A server configured for as many requests at once (`--parallel`, 4 by default), as
+            // one would run it for that load: on a server with more sequences than streams, where
+            // each stream lands depends on what the others cache (see docs/performance.md).
+            const sized = streams === parallel ? server : await startBenchServer({model, threads: chosen.threads, flashAttention: chosen.flashAttention ? "on" : "off", contextSize, parallel: streams});
             const serverRates: number[] = [];
             const rawRates: number[] = [];
-            for (let run = 0; run < Math.max(2, Math.ceil(runs / 2)); run++) {
-                serverRates.push(await aggregate(streams, () => decodeOverSse(server.url, job).then((sample) => sample.tokens)));
-                rawRates.push(await rawBatch.aggregate(streams, job));
+            try {
+                // Warm-up: a sequence's first batches allocate (141–207 ms for a 5-token prompt, ~45 ms after).
+                await aggregate(streams, () => decodeOverSse(sized.url, {...job, maxTokens: 8}).then((sample) => sample.tokens));
+                await rawBatch.aggregate(streams, {...job, maxTokens: 8});
+                for (let run = 0; run < Math.max(2, Math.ceil(runs / 2)); run++) {
+                    serverRates.push(await aggregate(streams, () => decodeOverSse(sized.url, job).then((sample) => sample.tokens)));
+                    rawRates.push(await rawBatch.aggregate(streams, job));
+                }
+            } finally {
+                if (sized !== server) await sized.stop();
             }
             concurrency.push({streams, serverTokensPerSecond: r1(median(serverRates)), rawTokensPerSecond: r1(median(rawRates)), ratioToRaw: r3(median(serverRates) / median(rawRates)), scalingVsOneStream: 0});
         }
@@ -156,18 +173,19 @@ async function benchThreads(model: string, runs: number, tokens: number): Promis
     const llama = await getLlama({gpu: false, build: "never"});
     const candidates = threadCandidates(llama.cpuMathCores);
     await llama.dispose();
-    const rates = new Map<number, number[]>(candidates.map((threads) => [threads, []]));
-    const decoders = new Map<number, RawDecoder>();
+    const settings = candidates.flatMap((threads) => [false, true].map((flashAttention) => ({threads, flashAttention})));
+    const rates = settings.map(() => [] as number[]);
+    const decoders: RawDecoder[] = [];
     try {
-        for (const threads of candidates) decoders.set(threads, await RawDecoder.create(model, threads, 512, false));
-        for (const decoder of decoders.values()) await decoder.decode({prompt: "Once upon a time", maxTokens: 8});
+        for (const setting of settings) decoders.push(await RawDecoder.create(model, setting.threads, 512, setting.flashAttention));
+        for (const decoder of decoders) await decoder.decode({prompt: "Once upon a time", maxTokens: 8});
         for (let run = 0; run < Math.max(3, Math.ceil(runs / 2)); run++)
-            for (const threads of candidates)
-                rates.get(threads)!.push((await decoders.get(threads)!.decode({prompt: "Once upon a time", maxTokens: Math.min(tokens, 64)})).tokensPerSecond);
+            for (const [index, decoder] of decoders.entries())
+                rates[index]!.push((await decoder.decode({prompt: "Once upon a time", maxTokens: Math.min(tokens, 64)})).tokensPerSecond);
     } finally {
-        for (const decoder of decoders.values()) await decoder.dispose();
+        for (const decoder of decoders) await decoder.dispose();
     }
-    const measured = candidates.map((threads) => ({threads, tokensPerSecond: r1(median(rates.get(threads)!))}));
+    const measured = settings.map((setting, index) => ({...setting, tokensPerSecond: r1(median(rates[index]!))}));
     const best = measured.reduce((a, b) => (b.tokensPerSecond > a.tokensPerSecond ? b : a));
 
     // The runtime's own choice, tuned from scratch (empty cache), as a first `serve` would.
@@ -175,10 +193,14 @@ async function benchThreads(model: string, runs: number, tokens: number): Promis
     const backend = await LlamaCppBackend.create({gpu: false});
     try {
         const loaded = await backend.loadModel({path: model, id: "tune", parallel: 1, contextSize: 256, threadTuning: {cacheFile: path.join(dir, "tuning.json")}});
-        const {threads: autotuned, threadsReason} = loaded.description;
+        const autotuned = {threads: loaded.description.threads, flashAttention: loaded.description.flashAttention};
+        const autotunedReason = loaded.description.threadsReason;
         await loaded.dispose();
-        const autotunedRate = measured.find((entry) => entry.threads === autotuned)?.tokensPerSecond ?? 0;
-        return {candidates: measured, best: best.threads, autotuned, autotunedReason: threadsReason, autotunedRatioToBest: r3(autotunedRate / best.tokensPerSecond)};
+        const autotunedRate = measured.find((entry) => entry.threads === autotuned.threads && entry.flashAttention === autotuned.flashAttention)?.tokensPerSecond ?? 0;
+        return {
+            candidates: measured, best: {threads: best.threads, flashAttention: best.flashAttention}, autotuned, autotunedReason,
+            autotunedRatioToBest: r3(autotunedRate / best.tokensPerSecond)
+        };
     } finally {
         await backend.dispose();
         await rm(dir, {recursive: true, force: true});
@@ -196,10 +218,10 @@ async function aggregate(streams: number, request: () => Promise<number>): Promi
 class RawBatch {
     private constructor(private readonly model: LlamaModel, private readonly context: LlamaContext) {}
 
-    static async create(modelPath: string, threads: number, contextSize: number, sequences: number) {
+    static async create(modelPath: string, threads: number, contextSize: number, sequences: number, flashAttention: boolean) {
         const llama = await getLlama({gpu: false, build: "never", maxThreads: threads, logLevel: "error" as never});
         const model = await llama.loadModel({modelPath});
-        const context = await model.createContext({contextSize, sequences, threads: {ideal: threads, min: 1}, flashAttention: false});
+        const context = await model.createContext({contextSize, sequences, threads: {ideal: threads, min: 1}, flashAttention});
         return new RawBatch(model, context);
     }
 
@@ -234,8 +256,12 @@ async function readRss(pid: number): Promise<{current: number; peak: number}> {
     return {current: kib("VmRSS"), peak: kib("VmHWM")};
 }
 
+const describeSetting = ({threads, flashAttention}: {threads: number; flashAttention: boolean}) =>
+    `${threads} thread${threads === 1 ? "" : "s"}, flash attention ${flashAttention ? "on" : "off"}`;
+
 export function renderSized(report: SizedBenchReport, runs: number, tokens: number): string {
     const {threads, decode, prefill, concurrency, memory} = report;
+    const parallel = Math.max(...concurrency.map((entry) => entry.streams));
     const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
     return `
 ## At a realistic size: \`${report.model}\` (${report.fileMiB} MiB)
@@ -246,9 +272,10 @@ scripts/fixtures/synthetic-model.ts. Its text is meaningless; its cost is real.
 Medians of ${runs} runs of ${tokens} tokens; raw = node-llama-cpp 3.21.1 used directly with the same
 settings, measured in the same run.
 
-**Threads.** Raw decode tok/s per thread count: ${threads.candidates.map((entry) => `${entry.threads}: ${entry.tokensPerSecond}`).join(", ")}.
-The runtime's autotuned choice (measured at first load, cached): **${threads.autotuned}**
-(${threads.autotunedReason}), ${pct(threads.autotunedRatioToBest)} of the best hand-picked count (${threads.best}); target ≥ 90%.
+**Threads and flash attention.** Raw decode tok/s per thread count, flash attention off / on: ${[...new Set(threads.candidates.map((entry) => entry.threads))].map((count) => `${count}: ${threads.candidates.filter((entry) => entry.threads === count).map((entry) => entry.tokensPerSecond).join(" / ")}`).join(", ")}.
+The runtime's autotuned choice (measured at first load, cached): **${describeSetting(threads.autotuned)}**
+(${threads.autotunedReason}), ${pct(threads.autotunedRatioToBest)} of the best hand-picked setting (${describeSetting(threads.best)}); target ≥ 90%.
+Every path below runs on the autotuned setting.
 
 | path | decode tok/s | vs raw | TTFT ms | prefill tok/s (${prefill.promptTokens}-token prompt) | vs raw |
 | --- | ---: | ---: | ---: | ---: | ---: |
@@ -259,7 +286,8 @@ to the first token (the server's includes HTTP and tokenizing); every run's prom
 prefix cache helps.
 
 **Concurrent streams** (continuous batching: every running sequence decodes in the same llama.cpp
-batch, and a new request joins between steps):
+batch, and a new request joins between steps). Each row's server has as many sequences as streams
+(\`--parallel\`, 4 by default); raw is one context of ${parallel} sequences:
 
 | streams | server aggregate tok/s | raw aggregate tok/s | vs raw | vs one stream |
 | ---: | ---: | ---: | ---: | ---: |
