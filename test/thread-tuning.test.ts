@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {LlamaCppBackend} from "../src/backends/llama-cpp/backend.js";
-import {pickThreads, threadCandidates} from "../src/backends/llama-cpp/thread-tuning.js";
+import {pickFlashAttention, pickThreads, threadCandidates, type TunedThreads} from "../src/backends/llama-cpp/thread-tuning.js";
 import {testModelPath} from "./helpers/model.js";
 
 describe("thread candidates and choice", () => {
@@ -15,25 +15,18 @@ describe("thread candidates and choice", () => {
     });
 
     it("takes more threads only when they are clearly faster", () => {
-        const threadsOf = (measurements: Parameters<typeof pickThreads>[0]) => pickThreads(measurements).threads;
-        expect(threadsOf([{threads: 1, tokensPerSecond: 3000}, {threads: 2, tokensPerSecond: 150}])).toBe(1);
-        expect(threadsOf([{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 31}])).toBe(1);
-        expect(threadsOf([{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 45}, {threads: 4, tokensPerSecond: 46}])).toBe(2);
+        expect(pickThreads([{threads: 1, tokensPerSecond: 3000}, {threads: 2, tokensPerSecond: 150}])).toBe(1);
+        expect(pickThreads([{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 31}])).toBe(1);
+        expect(pickThreads([{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 45}, {threads: 4, tokensPerSecond: 46}])).toBe(2);
     });
 
-    it("turns flash attention on only when it is clearly faster", () => {
-        // 1B-shaped Q4_0 here: more threads and flash attention both pay.
-        expect(pickThreads([
-            {threads: 1, flashAttention: false, tokensPerSecond: 28}, {threads: 1, flashAttention: true, tokensPerSecond: 30},
-            {threads: 2, flashAttention: false, tokensPerSecond: 44}, {threads: 2, flashAttention: true, tokensPerSecond: 48}
-        ])).toEqual({threads: 2, flashAttention: true});
-        // stories260K here: one thread, and flash attention slower.
-        expect(pickThreads([
-            {threads: 1, flashAttention: false, tokensPerSecond: 2700}, {threads: 1, flashAttention: true, tokensPerSecond: 1600},
-            {threads: 2, flashAttention: false, tokensPerSecond: 150}, {threads: 2, flashAttention: true, tokensPerSecond: 140}
-        ])).toEqual({threads: 1, flashAttention: false});
-        expect(pickThreads([{threads: 1, flashAttention: false, tokensPerSecond: 100}, {threads: 1, flashAttention: true, tokensPerSecond: 103}]))
-            .toEqual({threads: 1, flashAttention: false});
+    it("turns flash attention on when a typical request (prompt and answer alike) is faster with it", () => {
+        // 1B-shaped Q4_0 here, 2 threads: decode the same, prefill faster.
+        expect(pickFlashAttention([{flashAttention: false, tokensPerSecond: 47, prefillTokensPerSecond: 120}, {flashAttention: true, tokensPerSecond: 47, prefillTokensPerSecond: 136}])).toBe(true);
+        // stories260K a few hundred tokens in: decode much slower, prefill a little faster.
+        expect(pickFlashAttention([{flashAttention: false, tokensPerSecond: 2700, prefillTokensPerSecond: 5000}, {flashAttention: true, tokensPerSecond: 1500, prefillTokensPerSecond: 5500}])).toBe(false);
+        // A failed measurement never wins.
+        expect(pickFlashAttention([{flashAttention: false, tokensPerSecond: 40, prefillTokensPerSecond: 100}, {flashAttention: true, tokensPerSecond: 0, prefillTokensPerSecond: 0}])).toBe(false);
     });
 });
 
@@ -55,17 +48,18 @@ describe("autotuning at load", () => {
         const first = await backend.loadModel({path: testModelPath, id: "m", parallel: 1, contextSize: 256, threadTuning: {cacheFile}});
         const {threads, threadsReason} = first.description;
         await first.dispose();
-        const cached = JSON.parse(await readFile(cacheFile, "utf8")) as Record<string, {threads: number; flashAttention: boolean; measurements: {threads: number; flashAttention: boolean; tokensPerSecond: number}[]}>;
+        const cached = JSON.parse(await readFile(cacheFile, "utf8")) as Record<string, TunedThreads>;
         const [entry] = Object.values(cached);
         expect(Object.keys(cached)).toHaveLength(1);
         expect(entry!.threads).toBe(threads);
-        expect(entry!.flashAttention).toBe(first.description.flashAttention);
-        // Every candidate count, with flash attention off and on.
-        expect(entry!.measurements.map((measurement) => `${measurement.threads}/${measurement.flashAttention}`))
-            .toEqual(threadCandidates(backend.llama.cpuMathCores).flatMap((count) => [`${count}/false`, `${count}/true`]));
+        expect(entry!.measurements.map((measurement) => measurement.threads)).toEqual(threadCandidates(backend.llama.cpuMathCores));
         expect(entry!.measurements.every((measurement) => measurement.tokensPerSecond > 0)).toBe(true);
-        expect(threadsReason).toMatch(/^autotuned: 1: \d+ tok\/s \(with flash attention: \d+ tok\/s\)/);
-        expect(threadsReason).toMatch(/; flash attention (on|off)$/);
+        // Flash attention off and on, at the chosen count, a few hundred tokens into a context.
+        expect(entry!.flashAttentionMeasurements!.map((measurement) => measurement.flashAttention)).toEqual([false, true]);
+        expect(entry!.flashAttentionMeasurements!.every((measurement) => measurement.tokensPerSecond > 0)).toBe(true);
+        expect(entry!.flashAttention).toBe(first.description.flashAttention);
+        expect(threadsReason).toMatch(/^autotuned: 1: \d+ tok\/s/);
+        expect(threadsReason).toMatch(/; flash attention at \d+ threads?, 192 tokens in: off \d+ tok\/s \(prefill \d+\), on \d+ tok\/s \(prefill \d+\): (on|off)$/);
 
         const second = await backend.loadModel({path: testModelPath, id: "m", parallel: 1, contextSize: 256, threadTuning: {cacheFile}});
         expect(second.description.threads).toBe(threads);

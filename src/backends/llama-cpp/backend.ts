@@ -3,7 +3,7 @@ import {stat} from "node:fs/promises";
 import {getLlama, type Llama, type LlamaModel, LlamaLogLevel, NoBinaryFoundError} from "node-llama-cpp";
 import type {Backend, BackendModel, LoadModelOptions, ModelDescription} from "../backend.js";
 import {chooseThreads, type ThreadChoice} from "./threads.js";
-import {describeTuning, machineKey, measureThreadCounts, pickThreads, threadCandidates, ThreadTuningCache} from "./thread-tuning.js";
+import {describeTuning, machineKey, measureFlashAttention, measureThreadCounts, pickFlashAttention, pickThreads, threadCandidates, ThreadTuningCache, type TunedThreads} from "./thread-tuning.js";
 import {GrammarCache} from "./constraint.js";
 import {LlamaCppModel} from "./model.js";
 import {resolveChatWrapperOffThread} from "./chat-wrapper.js";
@@ -204,14 +204,21 @@ export class LlamaCppBackend implements Backend {
     /** The cached autotuned settings for this model on this machine and binary, measured when missing. */
     private async tuneThreads(model: LlamaModel, modelPath: string, cacheFile: string, candidates: number[], flashAttention: boolean[], signal?: AbortSignal): Promise<ThreadChoice & {flashAttention: boolean}> {
         const cache = new ThreadTuningCache(cacheFile);
-        const flashKey = flashAttention.length > 1 ? "tuned" : flashAttention[0] ? "on" : "off";
-        const key = `${await modelFingerprint(modelPath, {})}|${machineKey(`${this.llama.buildType} ${this.llama.llamaCppRelease.release}`)}|flash attention ${flashKey}`;
+        const tuneFlash = flashAttention.length > 1;
+        const key = `${await modelFingerprint(modelPath, {})}|${machineKey(`${this.llama.buildType} ${this.llama.llamaCppRelease.release}`)}|flash attention ${tuneFlash ? "tuned" : flashAttention[0] ? "on" : "off"}`;
         const cached = await cache.get(key);
         if (cached != null && candidates.includes(cached.threads) && typeof cached.flashAttention === "boolean")
             return {threads: cached.threads, flashAttention: cached.flashAttention, reason: describeTuning(cached, true)};
         const started = performance.now();
-        const measurements = await measureThreadCounts(model, {candidates, flashAttention, signal});
-        const tuned = {...pickThreads(measurements), measurements, measuredAt: new Date().toISOString()};
+        const measurements = await measureThreadCounts(model, {candidates, flashAttention: tuneFlash ? false : flashAttention[0], signal});
+        const threads = pickThreads(measurements);
+        const depth = 192;
+        const flashAttentionMeasurements = tuneFlash ? await measureFlashAttention(model, {threads, depth, signal}) : undefined;
+        const tuned: TunedThreads = {
+            threads, measurements, measuredAt: new Date().toISOString(),
+            flashAttention: flashAttentionMeasurements == null ? flashAttention[0]! : pickFlashAttention(flashAttentionMeasurements),
+            ...(flashAttentionMeasurements == null ? {} : {flashAttentionMeasurements, flashAttentionDepth: depth})
+        };
         await cache.set(key, tuned);
         this.log?.("info", `autotuned decode threads for ${path.basename(modelPath)} in ${Math.round(performance.now() - started)} ms: ${describeTuning(tuned, false)}`);
         return {threads: tuned.threads, flashAttention: tuned.flashAttention, reason: describeTuning(tuned, false)};

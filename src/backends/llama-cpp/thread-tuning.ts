@@ -1,30 +1,39 @@
 import {mkdir, readFile, rename, writeFile} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type {LlamaModel, Token} from "node-llama-cpp";
+import type {LlamaContextSequence, LlamaModel, Token} from "node-llama-cpp";
 
 /**
  * Decode autotuning: the fastest thread count depends on the model (a 260K model is fastest on
  * 1 thread, a 1B one on every core), the CPU and the llama.cpp binary, and so does flash
- * attention on the CPU (1B-shaped Q4_0 at 2 threads: ~8% faster decode and ~15% faster prefill
- * with it; stories260K, whose heads hold 8 values: ~40% slower). So at the first load of a model
- * on a machine each candidate decodes a few tokens and the fastest wins. The result is cached per
- * model and machine, so later loads cost nothing.
+ * attention on the CPU (1B-shaped Q4_0 at 2 threads: 0–8% faster decode and 10–15% faster prefill
+ * with it; stories260K, whose heads hold 8 values, is faster with it near the start of a context
+ * and much slower a few hundred tokens in). So at the first load of a model on a machine each
+ * candidate thread count decodes a few tokens, then flash attention off and on prefill a few
+ * hundred tokens and decode after them at the chosen count, and the fastest wins. The result is
+ * cached per model and machine, so later loads cost nothing.
  */
 export interface ThreadMeasurement {
     threads: number;
-    /** Absent in measurements where flash attention was not a candidate (it was off). */
-    flashAttention?: boolean;
     tokensPerSecond: number;
 }
 
-export interface DecodeSettings {
-    threads: number;
+export interface FlashAttentionMeasurement {
     flashAttention: boolean;
+    /** Decode, `depth` tokens into a context. */
+    tokensPerSecond: number;
+    /** Prefill of those `depth` tokens. */
+    prefillTokensPerSecond: number;
 }
 
-export interface TunedThreads extends DecodeSettings {
+export interface TunedThreads {
+    threads: number;
+    flashAttention: boolean;
+    /** Per thread count, near the start of a context, flash attention as `flashAttention` unless it was tuned. */
     measurements: ThreadMeasurement[];
+    /** When flash attention was tuned: at `threads`, `flashAttentionDepth` tokens into a context. */
+    flashAttentionMeasurements?: FlashAttentionMeasurement[];
+    flashAttentionDepth?: number;
     measuredAt: string;
 }
 
@@ -37,23 +46,33 @@ export function threadCandidates(mathCores: number): number[] {
     return [...candidates];
 }
 
-/**
- * Picks the fastest settings, preferring fewer threads and flash attention off unless the other
- * is clearly (5%) faster: fewer threads leave cores for the rest of the device and spend less
- * power at the same speed, and llama.cpp's plain attention is the path most models were checked on.
- */
-export function pickThreads(measurements: readonly ThreadMeasurement[]): DecodeSettings {
-    const sorted = [...measurements].sort((a, b) => a.threads - b.threads || Number(a.flashAttention === true) - Number(b.flashAttention === true));
+/** The other choice has to be clearly faster: fewer threads leave cores and power for the rest of the device. */
+const CLEARLY_FASTER = 1.05;
+
+/** Picks the fastest count, preferring fewer threads unless more are clearly (5%) faster. */
+export function pickThreads(measurements: readonly ThreadMeasurement[]): number {
+    const sorted = [...measurements].sort((a, b) => a.threads - b.threads);
     let best = sorted[0]!;
     for (const entry of sorted.slice(1))
-        if (entry.tokensPerSecond > best.tokensPerSecond * 1.05) best = entry;
-    return {threads: best.threads, flashAttention: best.flashAttention === true};
+        if (entry.tokensPerSecond > best.tokensPerSecond * CLEARLY_FASTER) best = entry;
+    return best.threads;
+}
+
+/**
+ * Flash attention when a typical request — a prompt and an answer of `depth` tokens each — takes
+ * less time with it. No preference either way: it changes no power or core use, only which
+ * kernels run (on a 1B-shaped model it mostly speeds up prefill; on a model with tiny heads it
+ * slows decode).
+ */
+export function pickFlashAttention(measurements: readonly FlashAttentionMeasurement[]): boolean {
+    const requestTime = (flashAttention: boolean) => {
+        const entry = measurements.find((measurement) => measurement.flashAttention === flashAttention);
+        return entry == null || entry.tokensPerSecond <= 0 || entry.prefillTokensPerSecond <= 0 ? Infinity : 1 / entry.prefillTokensPerSecond + 1 / entry.tokensPerSecond;
+    };
+    return requestTime(true) < requestTime(false);
 }
 
 export interface MeasureOptions {
-    candidates: readonly number[];
-    /** Flash attention settings to try at each count. Default: off only. */
-    flashAttention?: readonly boolean[];
     /** Tokens decoded per candidate and round; the first decoded token of each round is not timed. Default 12. */
     tokens?: number;
     /** Rounds over all candidates, interleaved so a burst of other load hits every candidate alike. Default 2. */
@@ -61,39 +80,74 @@ export interface MeasureOptions {
     signal?: AbortSignal;
 }
 
-/** Greedy decode speed of `model` at each candidate thread count and flash attention setting (best of the rounds). */
-export async function measureThreadCounts(model: LlamaModel, {candidates, flashAttention = [false], tokens = 12, rounds = 2, signal}: MeasureOptions): Promise<ThreadMeasurement[]> {
-    const settings = candidates.flatMap((threads) => flashAttention.map((flash) => ({threads, flashAttention: flash})));
-    const best = new Map<string, number>();
-    const keyOf = ({threads, flashAttention: flash}: DecodeSettings) => `${threads}/${flash}`;
+/** Greedy decode speed of `model` at each candidate thread count (best of the rounds). */
+export async function measureThreadCounts(
+    model: LlamaModel, {candidates, flashAttention = false, tokens = 12, rounds = 2, signal}: MeasureOptions & {candidates: readonly number[]; flashAttention?: boolean}
+): Promise<ThreadMeasurement[]> {
+    const best = new Map<number, number>();
     const prompt = model.tokenize("Once upon a time, there was");
     for (let round = 0; round < rounds; round++) {
-        for (const setting of settings) {
+        for (const threads of candidates) {
             signal?.throwIfAborted();
-            const {threads} = setting;
-            const context = await model.createContext({contextSize: 256, sequences: 1, threads: {ideal: threads, min: threads}, flashAttention: setting.flashAttention});
+            const context = await model.createContext({contextSize: 256, sequences: 1, threads: {ideal: threads, min: threads}, flashAttention});
             try {
-                const sequence = context.getSequence();
-                let decoded = 0;
-                let started = 0;
-                for await (const token of sequence.evaluate(prompt as Token[], {temperature: 0})) {
-                    void token;
-                    if (decoded === 0) started = performance.now();
-                    if (++decoded > tokens) break;
-                }
-                const seconds = (performance.now() - started) / 1000;
-                const rate = decoded > 1 && seconds > 0 ? (decoded - 1) / seconds : 0;
-                best.set(keyOf(setting), Math.max(best.get(keyOf(setting)) ?? 0, rate));
+                best.set(threads, Math.max(best.get(threads) ?? 0, await decodeRate(context.getSequence(), prompt, tokens)));
             } finally {
                 await context.dispose();
             }
         }
     }
-    return settings.map((setting) => ({
-        threads: setting.threads,
-        ...(flashAttention.length > 1 || flashAttention[0] === true ? {flashAttention: setting.flashAttention} : {}),
-        tokensPerSecond: Math.round(best.get(keyOf(setting)) ?? 0)
-    }));
+    return candidates.map((threads) => ({threads, tokensPerSecond: Math.round(best.get(threads) ?? 0)}));
+}
+
+/**
+ * Greedy decode speed with flash attention off and on at `threads`, `depth` tokens into a
+ * context (attention's share of a token grows with the context). Each setting's context is
+ * filled once; every round decodes from the same point.
+ */
+export async function measureFlashAttention(
+    model: LlamaModel, {threads, depth = 192, tokens = 12, rounds = 2, signal}: MeasureOptions & {threads: number; depth?: number}
+): Promise<FlashAttentionMeasurement[]> {
+    const text = "Once upon a time, there was a little girl who lived in a village near the forest. ";
+    let prompt = model.tokenize(text);
+    while (prompt.length < depth) prompt = [...prompt, ...model.tokenize(text)];
+    prompt = prompt.slice(0, depth);
+    const contexts = [];
+    try {
+        for (const flashAttention of [false, true]) {
+            signal?.throwIfAborted();
+            const context = await model.createContext({contextSize: depth + tokens + 16, sequences: 1, threads: {ideal: threads, min: threads}, flashAttention});
+            contexts.push({flashAttention, context, sequence: context.getSequence(), best: 0, prefill: 0});
+        }
+        for (const entry of contexts) {
+            const started = performance.now();
+            await entry.sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1) as Token[]);
+            entry.prefill = (depth - 1) / ((performance.now() - started) / 1000);
+        }
+        for (let round = 0; round < rounds; round++) {
+            for (const entry of contexts) {
+                signal?.throwIfAborted();
+                entry.best = Math.max(entry.best, await decodeRate(entry.sequence, prompt.slice(-1), tokens));
+                await entry.sequence.eraseContextTokenRanges([{start: depth - 1, end: entry.sequence.nextTokenIndex}]);
+            }
+        }
+        return contexts.map(({flashAttention, best, prefill}) => ({flashAttention, tokensPerSecond: Math.round(best), prefillTokensPerSecond: Math.round(prefill)}));
+    } finally {
+        for (const {context} of contexts) await context.dispose();
+    }
+}
+
+/** Tokens/s of `tokens` greedy tokens after `prompt`, the first (which includes the prompt) not timed. */
+async function decodeRate(sequence: LlamaContextSequence, prompt: readonly Token[], tokens: number): Promise<number> {
+    let decoded = 0;
+    let started = 0;
+    for await (const token of sequence.evaluate(prompt as Token[], {temperature: 0})) {
+        void token;
+        if (decoded === 0) started = performance.now();
+        if (++decoded > tokens) break;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    return decoded > 1 && seconds > 0 ? (decoded - 1) / seconds : 0;
 }
 
 /** What the tuned count depends on besides the model: this CPU and the llama.cpp binary. */
@@ -130,16 +184,11 @@ export class ThreadTuningCache {
     }
 }
 
-/** E.g. "autotuned: 1: 30 tok/s, 2: 44 tok/s (with flash attention: 48 tok/s); flash attention on". */
+/** E.g. "autotuned: 1: 30 tok/s, 2: 44 tok/s; flash attention at 2 threads, 192 tokens in: off 47 tok/s (prefill 120), on 47 tok/s (prefill 136): on". */
 export function describeTuning(tuned: TunedThreads, cached: boolean): string {
-    const counts = [...new Set(tuned.measurements.map((entry) => entry.threads))];
-    const rate = (threads: number, flash: boolean) => tuned.measurements.find((entry) => entry.threads === threads && (entry.flashAttention === true) === flash)?.tokensPerSecond;
-    const rates = counts.map((threads) => {
-        const plain = rate(threads, false);
-        const flash = rate(threads, true);
-        if (plain == null) return `${threads}: ${flash} tok/s with flash attention`;
-        return `${threads}: ${plain} tok/s${flash == null ? "" : ` (with flash attention: ${flash} tok/s)`}`;
-    }).join(", ");
-    const flashTried = tuned.measurements.some((entry) => entry.flashAttention === true);
-    return `autotuned${cached ? " (cached)" : ""}: ${rates}${flashTried ? `; flash attention ${tuned.flashAttention ? "on" : "off"}` : ""}`;
+    const rates = tuned.measurements.map((entry) => `${entry.threads}: ${entry.tokensPerSecond} tok/s`).join(", ");
+    const flash = tuned.flashAttentionMeasurements;
+    const flashText = flash == null ? "" : `; flash attention at ${tuned.threads} thread${tuned.threads === 1 ? "" : "s"}, ${tuned.flashAttentionDepth} tokens in: ` +
+        `${flash.map((entry) => `${entry.flashAttention ? "on" : "off"} ${entry.tokensPerSecond} tok/s (prefill ${entry.prefillTokensPerSecond})`).join(", ")}: ${tuned.flashAttention ? "on" : "off"}`;
+    return `autotuned${cached ? " (cached)" : ""}: ${rates}${flashText}`;
 }
