@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {testModelPath} from "./helpers/model.js";
-import {startServe} from "./helpers/cli.js";
+import {isolatedEnv, runToEnd, startServe} from "./helpers/cli.js";
 
 let dir: string;
 beforeAll(async () => {
@@ -33,5 +33,18 @@ describe.skipIf(os.availableParallelism() < 2)("serve with a local OpenMP build"
         } finally {
             child.kill("SIGKILL");
         }
+    }, 60_000);
+});
+
+describe.skipIf(os.availableParallelism() < 2)("chat on the CPU", () => {
+    it("relaunches itself with one libuv pool thread in the terminal's process group and still answers piped turns", async () => {
+        const {code, stdout, stderr} = await runToEnd(
+            ["src/cli/main.ts", "chat", "--model", testModelPath, "--gpu", "cpu", "--temperature", "0", "--max-tokens", "8", "--log-level", "debug"],
+            isolatedEnv({EDGE_LLM_THREAD_TUNING_FILE: path.join(dir, "chat-tuning.json"), EDGE_LLM_POWER: "false"}),
+            "Hello\n/exit\n"
+        );
+        expect(code, stderr).toBe(0);
+        expect(stderr).toContain("relaunching with UV_THREADPOOL_SIZE=1");
+        expect(stdout.trim().length).toBeGreaterThan(0);
     }, 60_000);
 });

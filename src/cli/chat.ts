@@ -1,3 +1,4 @@
+import path from "node:path";
 import readline from "node:readline";
 import {InvalidArgumentError, type Command} from "commander";
 import {DEFAULT_TEMPERATURE} from "../runtime/types.js";
@@ -6,7 +7,10 @@ import {createLogger} from "../logger.js";
 import {resolveModel} from "../models/default-model.js";
 import {ModelFileError} from "../models/gguf-check.js";
 import type {ChatMessage} from "../runtime/types.js";
+import {runningBuild} from "../backends/llama-cpp/auto-native-build.js";
+import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
 import {createPowerService, createRuntime, modelLoadOptions} from "./serve.js";
+import {gpuSupported, relaunch, singlePoolReason} from "./single-pool.js";
 import type {EngineLimits} from "../runtime/runtime.js";
 
 /**
@@ -193,6 +197,13 @@ async function startInProcess(flags: ChatFlags, sampling: SamplingFlags): Promis
         }
     });
     const logger = createLogger(settings.logLevel);
+    const recordFile = path.resolve(settings.nativeBuildRecord);
+    const singlePool = await singlePoolReason(settings, await runningBuild(recordFile) != null ? undefined : await readBuildRecord(recordFile), gpuSupported);
+    if (singlePool != null) {
+        // As serve does (single-pool.ts), before the model loads; the child is the chat.
+        logger.debug(`relaunching with UV_THREADPOOL_SIZE=1: ${singlePool}`);
+        process.exit(await relaunch({UV_THREADPOOL_SIZE: "1"}, {foreground: true}));
+    }
     const model = await resolveModel({
         model: settings.model,
         modelsDir: settings.modelsDir,

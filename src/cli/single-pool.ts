@@ -42,15 +42,19 @@ export async function singlePoolReason(
 /**
  * Runs this same command again in a child process with `env` added, forwarding signals, and
  * resolves with its exit code. stdin/stdout/stderr are shared.
+ *
+ * `foreground`: the child reads the terminal (the chat), so it stays in the terminal's process
+ * group — a background group reading a TTY is stopped (SIGTTIN) — and a terminal's Ctrl-C reaches
+ * it directly; the parent forwards SIGINT only when stdin is no terminal (a signal sent to the
+ * parent alone). Otherwise the child gets its own process group and the parent forwards Ctrl-C once.
  */
-export function relaunch(env: Record<string, string>): Promise<number> {
+export function relaunch(env: Record<string, string>, {foreground = false}: {foreground?: boolean} = {}): Promise<number> {
     const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
         stdio: "inherit",
-        // Its own process group: a terminal's Ctrl-C reaches the parent only, which forwards it once.
-        detached: true,
+        detached: !foreground,
         env: {...process.env, ...env, EDGE_LLM_RELAUNCHED: "1"}
     });
-    const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
+    const forward = (signal: NodeJS.Signals) => foreground && signal === "SIGINT" && process.stdin.isTTY ? () => {} : () => child.kill(signal);
     const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((signal) => [signal, forward(signal)] as const);
     for (const [signal, handler] of handlers) process.on(signal, handler);
     return new Promise((resolve, reject) => {

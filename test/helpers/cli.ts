@@ -13,9 +13,10 @@ export function isolatedEnv(extra: Record<string, string> = {}, drop: string[] =
     return {...Object.fromEntries(kept), EDGE_LLM_NATIVE_BUILD: "off", ...extra};
 }
 
-/** Runs `node --import tsx ...args` in the repository to its end. */
-export function runToEnd(args: string[], env: Record<string, string> = isolatedEnv()) {
+/** Runs `node --import tsx ...args` in the repository to its end, with `input` (then EOF) on stdin when given. */
+export function runToEnd(args: string[], env: Record<string, string> = isolatedEnv(), input?: string) {
     const child = spawn(process.execPath, ["--import", "tsx", ...args], {cwd: repoRoot, env});
+    if (input != null) child.stdin.end(input);
     let stdout = "";
     let stderr = "";
     child.stdout.setEncoding("utf8").on("data", (text: string) => { stdout += text; });
