@@ -1,7 +1,8 @@
+import {stat} from "node:fs/promises";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import OpenAI from "openai";
 import {startTestServer, type TestServer} from "./helpers/server.js";
-import {isStories260K} from "./helpers/model.js";
+import {isStories260K, testModelPath} from "./helpers/model.js";
 
 let server: TestServer;
 let client: OpenAI;
@@ -183,6 +184,10 @@ describe("tokenize, detokenize, props, openapi.json", () => {
     it("describes the model and runtime at /props", async () => {
         const props = await (await fetch(`${server.url}/props`)).json() as Record<string, any>;
         expect(props).toMatchObject({model_alias: server.modelId, total_slots: 2, default_generation_settings: {n_ctx: 512}, model: {architecture: "llama"}, runtime: {backend: "llama.cpp"}});
+        // The memory check's estimate: the weights are at least most of the file, the context (2 × 512 tokens) more than nothing.
+        const fileBytes = (await stat(testModelPath)).size;
+        expect(props.runtime.memory_estimate.model_bytes).toBeGreaterThan(fileBytes / 2);
+        expect(props.runtime.memory_estimate.context_bytes).toBeGreaterThan(0);
     });
 
     it("serves an OpenAPI document whose request schemas are the validators' own", async () => {

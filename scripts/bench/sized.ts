@@ -43,7 +43,10 @@ export interface SizedBenchReport {
     decode: Record<"raw" | "sse" | "ws", {tokensPerSecond: number; ttftMs: number; ratioToRaw: number}>;
     prefill: Record<"raw" | "sse" | "ws", {tokensPerSecond: number; ratioToRaw: number}> & {promptTokens: number};
     concurrency: {streams: number; serverTokensPerSecond: number; rawTokensPerSecond: number; ratioToRaw: number; scalingVsOneStream: number}[];
-    memory: {peakRssMiB: number; baselineRssMiB: number; peakAboveBaselineOverEstimate: number; modelMiB: number; kvMiB: number; estimateMiB: number; peakOverEstimate: number; kvBytesPerToken: number; kvMiBPerSession: number; rssGrowthPercent: number; requests: number};
+    memory: {
+        peakRssMiB: number; baselineRssMiB: number; peakAboveBaselineOverEstimate: number;
+        /** What the runtime estimated before loading: weights, KV cache and compute buffers (node-llama-cpp's estimate). */
+        runtimeEstimateMiB?: number; peakAboveBaselineOverRuntimeEstimate?: number; modelMiB: number; kvMiB: number; estimateMiB: number; peakOverEstimate: number; kvBytesPerToken: number; kvMiBPerSession: number; rssGrowthPercent: number; requests: number};
 }
 
 const r1 = (value: number) => Math.round(value * 10) / 10;
@@ -142,6 +145,8 @@ export async function runSizedBench(options: SizedBenchOptions, log: (message: s
     let memory: SizedBenchReport["memory"];
     try {
         const health = await (await fetch(`${server.url}/health`)).json() as {model: {kvBytesPerToken: number; contextSize: number; parallel: number}};
+        const props = await (await fetch(`${server.url}/props`)).json() as {runtime: {memory_estimate: {model_bytes: number; context_bytes: number} | null}};
+        const runtimeEstimate = props.runtime.memory_estimate == null ? undefined : props.runtime.memory_estimate.model_bytes + props.runtime.memory_estimate.context_bytes;
         const kvBytesPerToken = health.model.kvBytesPerToken;
         const kvBytes = kvBytesPerToken * health.model.contextSize * health.model.parallel;
         const warm = Math.max(1, Math.floor(options.leakRequests / 10));
@@ -154,6 +159,10 @@ export async function runSizedBench(options: SizedBenchOptions, log: (message: s
             peakRssMiB: r1(after.peak / 2 ** 20),
             baselineRssMiB: r1(server.rssBeforeModel / 2 ** 20),
             peakAboveBaselineOverEstimate: r3((after.peak - server.rssBeforeModel) / estimate),
+            ...(runtimeEstimate == null ? {} : {
+                runtimeEstimateMiB: r1(runtimeEstimate / 2 ** 20),
+                peakAboveBaselineOverRuntimeEstimate: r3((after.peak - server.rssBeforeModel) / runtimeEstimate)
+            }),
             modelMiB: r1(fileBytes / 2 ** 20),
             kvMiB: r1(kvBytes / 2 ** 20),
             estimateMiB: r1(estimate / 2 ** 20),
@@ -298,7 +307,8 @@ Target: 4 streams ≥ 1.5× one stream. Running them one after another gives one
 **Memory.** Peak RSS of the server process ${memory.peakRssMiB} MiB against model ${memory.modelMiB} MiB + KV
 ${memory.kvMiB} MiB (all ${Math.max(...concurrency.map((entry) => entry.streams))} sequences) = ${memory.estimateMiB} MiB: ${memory.peakOverEstimate}× (target within 10%).
 The process held ${memory.baselineRssMiB} MiB before the model was loaded (Node, tsx, the modules, llama.cpp's library);
-what the model and its context added at peak is ${memory.peakAboveBaselineOverEstimate}× the estimate.
+what the model and its context added at peak is ${memory.peakAboveBaselineOverEstimate}× the estimate${memory.runtimeEstimateMiB == null ? "" : `, and
+${memory.peakAboveBaselineOverRuntimeEstimate}× the ${memory.runtimeEstimateMiB} MiB the runtime estimated before loading (weights, KV cache and llama.cpp's compute buffers, node-llama-cpp's estimate; its memory check uses it)`}.
 KV: ${memory.kvBytesPerToken} bytes per token, ${memory.kvMiBPerSession} MiB per active session (one full sequence).
 RSS growth from request ${Math.max(1, Math.floor(memory.requests / 10))} to request ${memory.requests}: ${memory.rssGrowthPercent}%.
 `;
