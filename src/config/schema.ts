@@ -57,7 +57,10 @@ export const settingsSchema = z.object({
     maxWsFrameBytes: z.coerce.number().int().min(1024).default(1024 * 1024),
     /** "auto" uses Metal, CUDA or Vulkan when present; "cpu" never touches a GPU. */
     gpu: z.enum(["auto", "cpu"]).default("auto"),
-    /** "auto": off on CPU (faster there for small models), llama.cpp's choice on a GPU; quantized KV caches turn it on. */
+    /**
+     * "auto": on the CPU, measured with the thread count at a model's first load (off when threads
+     * are set or not autotuned); llama.cpp's choice on a GPU. Quantized KV caches turn it on.
+     */
     flashAttention: z.enum(["auto", "on", "off"]).default("auto"),
     logLevel: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).default("info"),
     /** Seconds to wait for a model download to start before giving up (offline machines). */
