@@ -70,6 +70,9 @@ describe("a recorded local build", () => {
         expect(report.build.reason).toContain("the recorded local build \"cpu-native\" did not load");
         expect(report.gpu).toMatchObject({type: "none", reason: "--gpu cpu / gpu \"cpu\": the GPU is never used"});
         expect(report.threads).toMatchObject({threads: 1, forModel: "stories260K.gguf"});
+        // A CPU-only run with one model: serve would relaunch with one pool thread.
+        expect(report.pool).toMatchObject({threads: 1});
+        expect(report.pool.reason).toMatch(/^serve and chat relaunch with UV_THREADPOOL_SIZE=1: /);
         expect(report.memory.ramFreeBytes).toBeGreaterThan(0);
         expect(report.buildPresets.map((preset: {name: string}) => preset.name)).toContain("hexagon");
     });

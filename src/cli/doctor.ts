@@ -3,12 +3,14 @@ import os from "node:os";
 import path from "node:path";
 import type {Command} from "commander";
 import type {LlamaBuildInfo} from "../backends/llama-cpp/backend.js";
-import {currentPlatform, readBuildRecord, readPresets} from "../backends/llama-cpp/native-build.js";
+import {currentPlatform, readBuildRecord, readPresets, type NativeBuildRecord} from "../backends/llama-cpp/native-build.js";
 import {chooseThreads} from "../backends/llama-cpp/threads.js";
 import {MLX_PACKAGE, mlxPlatformProblem} from "../backends/mlx/loader.js";
 import {loadSettings} from "../config/load.js";
 import {createLogger} from "../logger.js";
 import {createLlamaCppBackend} from "./serve.js";
+import {gpuSupported, singlePoolReason} from "./single-pool.js";
+import type {Settings} from "../config/schema.js";
 import {formatBytes, listModelFiles} from "../models/registry.js";
 
 interface DoctorFlags {
@@ -28,6 +30,8 @@ export interface DoctorReport {
     memory: {ramTotalBytes: number; ramFreeBytes: number};
     cpu: {cores: number; mathCores: number; model: string};
     threads: {threads: number; reason: string; forModel?: string};
+    /** libuv pool threads serve and chat decode with (node-llama-cpp runs each decode and sampling step as a pool job). */
+    pool: {threads: number | "default"; reason: string};
     mlx: {available: boolean; reason: string};
     buildPresets: {name: string; fitsThisMachine: boolean; description: string}[];
 }
@@ -78,12 +82,24 @@ async function diagnose(flags: DoctorFlags): Promise<DoctorReport> {
             memory: {ramTotalBytes: ram.total, ramFreeBytes: ram.free},
             cpu: {cores: os.cpus().length, mathCores: llama.cpuMathCores, model: os.cpus()[0]?.model ?? "unknown"},
             threads: {...threads, ...(model == null ? {} : {forModel: path.basename(model)})},
+            pool: await poolDecision(settings, record),
             mlx: {available: mlxProblem == null, reason: mlxProblem ?? `Apple Silicon: --backend mlx loads ${MLX_PACKAGE} if it is installed`},
             buildPresets: Object.entries(presets).map(([name, preset]) => ({name, fitsThisMachine: preset.platforms.includes(platform), description: preset.description}))
         };
     } finally {
         await backend.dispose();
     }
+}
+
+/** What serve and chat do about libuv's pool here (src/cli/single-pool.ts). */
+async function poolDecision(settings: Settings, record: NativeBuildRecord | undefined): Promise<DoctorReport["pool"]> {
+    const fromEnvironment = process.env.UV_THREADPOOL_SIZE;
+    if (fromEnvironment != null) return {threads: Number(fromEnvironment) || "default", reason: "UV_THREADPOOL_SIZE set in the environment"};
+    const {EDGE_LLM_RELAUNCHED: _relaunched, ...env} = process.env;
+    const reason = await singlePoolReason(settings, record, gpuSupported, env);
+    return reason != null
+        ? {threads: 1, reason: `serve and chat relaunch with UV_THREADPOOL_SIZE=1: ${reason}`}
+        : {threads: "default", reason: "decoding on a GPU, with several models loaded at once, on one core, or with MLX: serve keeps libuv's pool"};
 }
 
 function render(report: DoctorReport): string {
@@ -98,6 +114,7 @@ function render(report: DoctorReport): string {
         `memory     ${formatBytes(report.memory.ramFreeBytes)} free of ${formatBytes(report.memory.ramTotalBytes)} RAM`,
         `cpu        ${report.cpu.model}, ${report.cpu.cores} logical cores, ${report.cpu.mathCores} for math`,
         `threads    ${report.threads.threads}${report.threads.forModel == null ? " (for a large model)" : ` for ${report.threads.forModel}`} — ${report.threads.reason}`,
+        `pool       ${report.pool.threads === "default" ? "libuv's default (4)" : report.pool.threads} libuv thread${report.pool.threads === 1 ? "" : "s"} — ${report.pool.reason}`,
         `mlx        ${report.mlx.available ? "available" : "not available"} — ${report.mlx.reason}`,
         "",
         "Local builds (npx tsx scripts/build-backend.ts <preset>):",
