@@ -70,7 +70,8 @@ export async function runSizedBench(options: SizedBenchOptions, log: (message: s
 
     log(`decode and prefill: raw vs SSE vs WS at ${chosen.threads} thread(s), flash attention ${chosen.flashAttention ? "on" : "off"}`);
     const parallel = Math.max(...options.streams);
-    const server = await startBenchServer({model, threads: chosen.threads, flashAttention: chosen.flashAttention ? "on" : "off", contextSize, parallel});
+    const serverOptions = {model, threads: chosen.threads, flashAttention: chosen.flashAttention ? "on" as const : "off" as const, contextSize};
+    const server = await startBenchServer({...serverOptions, parallel});
     const socket = await openSocket(server.url);
     const raw = await RawDecoder.create(model, chosen.threads, contextSize, chosen.flashAttention);
     const job: DecodeJob = {prompt: "Once upon a time", maxTokens: tokens};
@@ -119,7 +120,7 @@ export async function runSizedBench(options: SizedBenchOptions, log: (message: s
             // A server configured for as many requests at once (`--parallel`, 4 by default), as
             // one would run it for that load: on a server with more sequences than streams, where
             // each stream lands depends on what the others cache (see docs/performance.md).
-            const sized = streams === parallel ? server : await startBenchServer({model, threads: chosen.threads, flashAttention: chosen.flashAttention ? "on" : "off", contextSize, parallel: streams});
+            const sized = streams === parallel ? server : await startBenchServer({...serverOptions, parallel: streams});
             const serverRates: number[] = [];
             const rawRates: number[] = [];
             try {

@@ -1,4 +1,3 @@
-import path from "node:path";
 import readline from "node:readline";
 import {InvalidArgumentError, type Command} from "commander";
 import {DEFAULT_TEMPERATURE} from "../runtime/types.js";
@@ -7,9 +6,7 @@ import {createLogger} from "../logger.js";
 import {resolveModel} from "../models/default-model.js";
 import {ModelFileError} from "../models/gguf-check.js";
 import type {ChatMessage} from "../runtime/types.js";
-import {runningBuild} from "../backends/llama-cpp/auto-native-build.js";
-import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
-import {createPowerService, createRuntime, modelLoadOptions} from "./serve.js";
+import {createPowerService, createRuntime, loadableBuildRecord, modelLoadOptions} from "./serve.js";
 import {gpuSupported, relaunch, singlePoolReason} from "./single-pool.js";
 import type {EngineLimits} from "../runtime/runtime.js";
 
@@ -197,8 +194,7 @@ async function startInProcess(flags: ChatFlags, sampling: SamplingFlags): Promis
         }
     });
     const logger = createLogger(settings.logLevel);
-    const recordFile = path.resolve(settings.nativeBuildRecord);
-    const singlePool = await singlePoolReason(settings, await runningBuild(recordFile) != null ? undefined : await readBuildRecord(recordFile), gpuSupported);
+    const singlePool = await singlePoolReason(settings, await loadableBuildRecord(settings), gpuSupported);
     if (singlePool != null) {
         // As serve does (single-pool.ts), before the model loads; the child is the chat.
         logger.debug(`relaunching with UV_THREADPOOL_SIZE=1: ${singlePool}`);

@@ -101,10 +101,7 @@ async function serve(flags: ServeFlags) {
             maxBodyBytes: flags.maxBodyBytes, maxWsFrameBytes: flags.maxWsFrameBytes
         }
     });
-    const recordFile = path.resolve(settings.nativeBuildRecord);
-    // A running build is skipped (node-llama-cpp would wait on its lock): the prebuilt binary decodes then.
-    const record = await runningBuild(recordFile) != null ? undefined : await readBuildRecord(recordFile);
-    const singlePool = await singlePoolReason(settings, record, gpuSupported);
+    const singlePool = await singlePoolReason(settings, await loadableBuildRecord(settings), gpuSupported);
     if (singlePool != null) {
         // Before anything else runs: the child is the server.
         createLogger(settings.logLevel).debug(`relaunching with UV_THREADPOOL_SIZE=1: ${singlePool}`);
@@ -287,6 +284,12 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
 }
 
 /** llama.cpp, with the local build scripts/build-backend.ts recorded when there is one (and its OpenMP wait policy). */
+/** The recorded local build, unless a build is running (node-llama-cpp would wait on its lock; the prebuilt binary decodes then). */
+export async function loadableBuildRecord(settings: Settings) {
+    const recordFile = path.resolve(settings.nativeBuildRecord);
+    return await runningBuild(recordFile) != null ? undefined : await readBuildRecord(recordFile);
+}
+
 export async function createLlamaCppBackend(settings: Settings, logger: Logger) {
     const recordFile = path.resolve(settings.nativeBuildRecord);
     const building = await runningBuild(recordFile);

@@ -3,7 +3,7 @@ import {stat} from "node:fs/promises";
 import {getLlama, type Llama, type LlamaModel, LlamaLogLevel, NoBinaryFoundError} from "node-llama-cpp";
 import type {Backend, BackendModel, LoadModelOptions, ModelDescription} from "../backend.js";
 import {chooseThreads, type ThreadChoice} from "./threads.js";
-import {describeTuning, machineKey, measureFlashAttention, measureThreadCounts, pickFlashAttention, pickThreads, threadCandidates, ThreadTuningCache, type TunedThreads} from "./thread-tuning.js";
+import {describeTuning, machineKey, threadCandidates, ThreadTuningCache, tuneDecode} from "./thread-tuning.js";
 import {GrammarCache} from "./constraint.js";
 import {LlamaCppModel} from "./model.js";
 import {resolveChatWrapperOffThread} from "./chat-wrapper.js";
@@ -210,15 +210,7 @@ export class LlamaCppBackend implements Backend {
         if (cached != null && candidates.includes(cached.threads) && typeof cached.flashAttention === "boolean")
             return {threads: cached.threads, flashAttention: cached.flashAttention, reason: describeTuning(cached, true)};
         const started = performance.now();
-        const measurements = await measureThreadCounts(model, {candidates, flashAttention: tuneFlash ? false : flashAttention[0], signal});
-        const threads = pickThreads(measurements);
-        const depth = 192;
-        const flashAttentionMeasurements = tuneFlash ? await measureFlashAttention(model, {threads, depth, signal}) : undefined;
-        const tuned: TunedThreads = {
-            threads, measurements, measuredAt: new Date().toISOString(),
-            flashAttention: flashAttentionMeasurements == null ? flashAttention[0]! : pickFlashAttention(flashAttentionMeasurements),
-            ...(flashAttentionMeasurements == null ? {} : {flashAttentionMeasurements, flashAttentionDepth: depth})
-        };
+        const tuned = await tuneDecode(model, {candidates, flashAttention, signal});
         await cache.set(key, tuned);
         this.log?.("info", `autotuned decode threads for ${path.basename(modelPath)} in ${Math.round(performance.now() - started)} ms: ${describeTuning(tuned, false)}`);
         return {threads: tuned.threads, flashAttention: tuned.flashAttention, reason: describeTuning(tuned, false)};

@@ -6,12 +6,12 @@ import type {LlamaContextSequence, LlamaModel, Token} from "node-llama-cpp";
 /**
  * Decode autotuning: the fastest thread count depends on the model (a 260K model is fastest on
  * 1 thread, a 1B one on every core), the CPU and the llama.cpp binary, and so does flash
- * attention on the CPU (1B-shaped Q4_0 at 2 threads: 0–8% faster decode and 10–15% faster prefill
- * with it; stories260K, whose heads hold 8 values, is faster with it near the start of a context
- * and much slower a few hundred tokens in). So at the first load of a model on a machine each
- * candidate thread count decodes a few tokens, then flash attention off and on prefill a few
- * hundred tokens and decode after them at the chosen count, and the fastest wins. The result is
- * cached per model and machine, so later loads cost nothing.
+ * attention on the CPU (1B-shaped Q4_0 at 2 threads: one-stream decode the same, prefill 5–15% and
+ * batched streams ~12% faster with it; stories260K, whose heads hold 8 values, is faster with it
+ * near the start of a context and much slower a few hundred tokens in). So at the first load of a
+ * model on a machine each candidate thread count decodes a few tokens, then flash attention off
+ * and on prefill a few hundred tokens and decode after them at the chosen count (`tuneDecode`).
+ * The result is cached per model and machine, so later loads cost nothing.
  */
 export interface ThreadMeasurement {
     threads: number;
@@ -46,10 +46,13 @@ export function threadCandidates(mathCores: number): number[] {
     return [...candidates];
 }
 
-/** The other choice has to be clearly faster: fewer threads leave cores and power for the rest of the device. */
+/** How much faster the less preferred choice must be to win (more threads; flash attention off). */
 const CLEARLY_FASTER = 1.05;
 
-/** Picks the fastest count, preferring fewer threads unless more are clearly (5%) faster. */
+/** Tokens already in context when flash attention is measured: attention's share of a token grows with it. */
+export const FLASH_ATTENTION_DEPTH = 192;
+
+/** Picks the fastest count, preferring fewer threads (they leave cores and power to the rest of the device) unless more are clearly (5%) faster. */
 export function pickThreads(measurements: readonly ThreadMeasurement[]): number {
     const sorted = [...measurements].sort((a, b) => a.threads - b.threads);
     let best = sorted[0]!;
@@ -107,7 +110,7 @@ export async function measureThreadCounts(
  * filled once; every round decodes from the same point.
  */
 export async function measureFlashAttention(
-    model: LlamaModel, {threads, depth = 192, tokens = 12, rounds = 2, signal}: MeasureOptions & {threads: number; depth?: number}
+    model: LlamaModel, {threads, depth = FLASH_ATTENTION_DEPTH, tokens = 12, rounds = 2, signal}: MeasureOptions & {threads: number; depth?: number}
 ): Promise<FlashAttentionMeasurement[]> {
     const text = "Once upon a time, there was a little girl who lived in a village near the forest. ";
     let prompt = model.tokenize(text);
@@ -136,6 +139,24 @@ export async function measureFlashAttention(
     } finally {
         for (const {context} of contexts) await context.dispose();
     }
+}
+
+/**
+ * The decode settings for `model` here: the thread count among `candidates`, then flash
+ * attention at that count when both settings are allowed (`flashAttention` [false, true]),
+ * else the one given.
+ */
+export async function tuneDecode(model: LlamaModel, {candidates, flashAttention, signal}: {candidates: readonly number[]; flashAttention: readonly boolean[]; signal?: AbortSignal}): Promise<TunedThreads> {
+    const tuneFlash = flashAttention.length > 1;
+    const measurements = await measureThreadCounts(model, {candidates, flashAttention: tuneFlash ? false : flashAttention[0], signal});
+    const threads = pickThreads(measurements);
+    const measuredAt = new Date().toISOString();
+    if (!tuneFlash) return {threads, flashAttention: flashAttention[0] === true, measurements, measuredAt};
+    const flashAttentionMeasurements = await measureFlashAttention(model, {threads, signal});
+    return {
+        threads, flashAttention: pickFlashAttention(flashAttentionMeasurements), measurements, measuredAt,
+        flashAttentionMeasurements, flashAttentionDepth: FLASH_ATTENTION_DEPTH
+    };
 }
 
 /** Tokens/s of `tokens` greedy tokens after `prompt`, the first (which includes the prompt) not timed. */
