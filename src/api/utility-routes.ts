@@ -67,6 +67,7 @@ export function utilityRoutes(models: ModelHost) {
                 threads: model.threads,
                 threads_reason: model.threadsReason,
                 flash_attention: model.flashAttention,
+                decode_loop: model.decodeLoop == null ? null : {kind: model.decodeLoop.kind, reason: model.decodeLoop.reason},
                 // The estimate checked against free memory before loading (weights; KV cache and compute buffers).
                 memory_estimate: model.memory == null ? null : {model_bytes: model.memory.modelBytes, context_bytes: model.memory.contextBytes},
                 slots: health.slots,

@@ -79,6 +79,11 @@ export interface ModelDescription {
     /** Whether KV positions can be shifted, which `context_overflow: "slide"` needs. */
     canShiftContext: boolean;
     flashAttention: boolean;
+    /**
+     * Which loop decodes a stream that is alone on the model: "native" (llama.cpp decodes and
+     * samples without a JavaScript round trip per token) or the binding's own; `reason` says why.
+     */
+    decodeLoop?: {kind: "native" | "binding"; reason: string};
     /** File of the draft model loaded beside this one, if any. */
     draftModel?: string;
     /** Identity of the weights and context layout: KV states are only exchanged between equal ones. */
@@ -154,6 +159,8 @@ export interface SequenceGenerateOptions {
     slidingWindow?: SlidingWindow;
     /** Report each token's log-probability and this many likeliest alternatives. */
     logprobs?: {top: number};
+    /** The caller stops after this many tokens; a backend decoding ahead stops there too. */
+    maxTokens?: number;
 }
 
 export interface BackendSequence {

@@ -131,7 +131,8 @@ export class Generation implements GenerationStream {
             constraint,
             slidingWindow: overflow?.window,
             speculation: request.logprobs == null ? this.setup.speculation : undefined,
-            logprobs: request.logprobs
+            logprobs: request.logprobs,
+            maxTokens: tokenLimit
         }));
         const logprobs = request.logprobs == null ? undefined : new TokenLogprobs(model);
         const tagged = (event: GenerationEvent & {type: "delta"}): GenerationEvent => {

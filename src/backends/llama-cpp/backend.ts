@@ -1,11 +1,13 @@
 import path from "node:path";
 import {stat} from "node:fs/promises";
-import {getLlama, type Llama, type LlamaModel, LlamaLogLevel, NoBinaryFoundError} from "node-llama-cpp";
+import {getLlama, type Llama, type LlamaContext, type LlamaModel, LlamaLogLevel, NoBinaryFoundError} from "node-llama-cpp";
 import type {Backend, BackendModel, LoadModelOptions, ModelDescription} from "../backend.js";
 import {chooseThreads, type ThreadChoice} from "./threads.js";
 import {describeTuning, machineKey, threadCandidates, ThreadTuningCache, tuneDecode} from "./thread-tuning.js";
 import {GrammarCache} from "./constraint.js";
 import {LlamaCppModel} from "./model.js";
+import {loadDecodeLoopAddon} from "./native-loop/addon.js";
+import {NativeDecodeLoop} from "./native-loop/decode-loop.js";
 import {resolveChatWrapperOffThread} from "./chat-wrapper.js";
 import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeError, readKvShape} from "./kv-cache.js";
 import {assertReadableGguf} from "../../models/gguf-check.js";
@@ -192,13 +194,32 @@ export class LlamaCppBackend implements Backend {
             };
             const draft = options.draftPath == null ? undefined : await this.loadDraft(model, options, context.contextSize, threads.threads);
             if (draft != null) description.draftModel = path.resolve(options.draftPath!);
-            const loaded = new LlamaCppModel(description, model, context, this.grammars, await resolveChatWrapperOffThread(model, options.path), draft, options.speculationTuning);
+            const nativeLoop = await this.attachNativeLoop(context);
+            description.decodeLoop = nativeLoop.description;
+            const loaded = new LlamaCppModel(description, model, context, this.grammars, await resolveChatWrapperOffThread(model, options.path), draft, options.speculationTuning, nativeLoop.loop);
             description.chatTemplate = loaded.chatTemplateName;
             return loaded;
         } catch (error) {
             await model.dispose();
             throw error;
         }
+    }
+
+    /** The native decode loop on `context` (compiled on first use), or why node-llama-cpp's loop decodes. */
+    private async attachNativeLoop(context: LlamaContext): Promise<{loop?: NativeDecodeLoop; description: NonNullable<ModelDescription["decodeLoop"]>}> {
+        const {addon, status} = await loadDecodeLoopAddon();
+        if (status.available && status.compiledNow) this.log?.("info", `compiled the native decode loop in ${status.compileMs} ms (${status.file})`);
+        if (addon == null) {
+            const reason = status.available ? "not loaded" : status.reason;
+            this.log?.("info", `native decode loop unavailable, node-llama-cpp's loop decodes: ${reason}`);
+            return {description: {kind: "binding", reason}};
+        }
+        const {loop, reason} = NativeDecodeLoop.attach(addon, context);
+        if (loop == null) {
+            this.log?.("warn", `native decode loop not attached, node-llama-cpp's loop decodes: ${reason}`);
+            return {description: {kind: "binding", reason: reason ?? "not attached"}};
+        }
+        return {loop, description: {kind: "native", reason: "a stream alone on the model decodes in the native loop; with others it joins node-llama-cpp's batches"}};
     }
 
     /** The cached autotuned settings for this model on this machine and binary, measured when missing. */

@@ -52,6 +52,7 @@ export class BatchGatherer {
     private readonly editing: number[] = [];
     /** Batches that waited for a stream, and times the queue could not step aside (a queued decode of the sequence being edited). */
     readonly stats = {waits: 0, conflicts: 0};
+    private readonly contentionListeners = new Set<() => void>();
 
     private constructor(private readonly context: ContextInternals) {}
 
@@ -80,6 +81,7 @@ export class BatchGatherer {
     /** A sequence starts generating; call the returned function when it stops. */
     begin(): () => void {
         this.generating++;
+        if (this.generating > 1) this.notifyContention();
         let ended = false;
         return () => {
             if (ended) return;
@@ -94,12 +96,28 @@ export class BatchGatherer {
      */
     async exclusive<T>(sequenceId: number, work: () => Promise<T>): Promise<T> {
         this.editing.push(sequenceId);
+        this.notifyContention();
         try {
             return await work();
         } finally {
             this.editing.splice(this.editing.indexOf(sequenceId), 1);
             if (this.editing.length === 0) this.restore();
         }
+    }
+
+    /** More than one stream generates, or work waits to change the context: a lone stream's native loop must hand over. */
+    get contended(): boolean {
+        return this.generating > 1 || this.editing.length > 0;
+    }
+
+    /** `listener` runs whenever contention may have begun; returns the unsubscribe function. */
+    onContention(listener: () => void): () => void {
+        this.contentionListeners.add(listener);
+        return () => this.contentionListeners.delete(listener);
+    }
+
+    private notifyContention() {
+        for (const listener of [...this.contentionListeners]) listener();
     }
 
     /**

@@ -5,6 +5,7 @@ import {LlamaDetokenizer} from "./detokenizer.js";
 import {InvalidRequestError} from "../../runtime/errors.js";
 import {LlamaCppSequence} from "./sequence.js";
 import {BatchGatherer} from "./batch-gather.js";
+import type {NativeDecodeLoop} from "./native-loop/decode-loop.js";
 import {DraftModelSource, vocabularySize} from "./draft-model.js";
 import type {AcceptanceOptions} from "../../speculative/acceptance.js";
 import type {GrammarCache} from "./constraint.js";
@@ -22,14 +23,16 @@ export class LlamaCppModel implements BackendModel {
         /** Resolved by the backend off the event loop (chat-wrapper.ts). */
         private readonly chatWrapper: ChatWrapper,
         private readonly draft?: {model: LlamaModel; context: LlamaContext},
-        speculationTuning?: AcceptanceOptions
+        speculationTuning?: AcceptanceOptions,
+        nativeLoop?: NativeDecodeLoop
     ) {
         const gatherer = context.totalSequences > 1 ? BatchGatherer.install(context) : undefined;
         this.sequences = Array.from({length: context.totalSequences}, (_, index) =>
             new LlamaCppSequence(index, context.getSequence({contextShift: {strategy: "eraseBeginning"}}), model, {
                 draftSource: draft == null ? undefined : new DraftModelSource(draft.context.getSequence(), vocabularySize(draft.model)),
                 speculationTuning,
-                gatherer
+                gatherer,
+                nativeLoop
             })
         );
     }

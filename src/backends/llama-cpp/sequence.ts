@@ -9,6 +9,7 @@ import {AcceptanceTracker, type AcceptanceOptions} from "../../speculative/accep
 import type {DraftSource} from "../../speculative/types.js";
 import {effectiveRepeatPenalty, effectiveTemperature} from "./sampling-guards.js";
 import {sequenceIdOf, type BatchGatherer} from "./batch-gather.js";
+import {NO_CONTENTION, type NativeDecodeLoop} from "./native-loop/decode-loop.js";
 
 const DEFAULT_PENALTY_LAST_N = 64;
 /** Penalties look at most this far back (`repeat_last_n` ≤ 4096); older history is trimmed. */
@@ -19,16 +20,18 @@ export class LlamaCppSequence implements BackendSequence {
     readonly draftSource?: DraftSource;
     private readonly speculationTuning: AcceptanceOptions;
     private readonly gatherer?: BatchGatherer;
+    private readonly nativeLoop?: NativeDecodeLoop;
 
     constructor(
         readonly index: number,
         private readonly sequence: LlamaContextSequence,
         private readonly model: LlamaModel,
-        options: {draftSource?: DraftSource; speculationTuning?: AcceptanceOptions; gatherer?: BatchGatherer} = {}
+        options: {draftSource?: DraftSource; speculationTuning?: AcceptanceOptions; gatherer?: BatchGatherer; nativeLoop?: NativeDecodeLoop} = {}
     ) {
         this.draftSource = options.draftSource;
         this.speculationTuning = options.speculationTuning ?? {};
         this.gatherer = options.gatherer;
+        this.nativeLoop = options.nativeLoop;
     }
 
     get cachedTokens(): readonly number[] {
@@ -45,7 +48,7 @@ export class LlamaCppSequence implements BackendSequence {
         }
     }
 
-    private async *decode(prompt: readonly number[], {sampling, constraint, slidingWindow, speculation, logprobs}: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void> {
+    private async *decode(prompt: readonly number[], {sampling, constraint, slidingWindow, speculation, logprobs, maxTokens}: SequenceGenerateOptions): AsyncGenerator<GeneratedToken, void, void> {
         const reused = await this.reuseCachedPrefix(prompt);
         const history = [...prompt];
         if (logprobs != null) {
@@ -70,21 +73,66 @@ export class LlamaCppSequence implements BackendSequence {
         const options = this.evaluateOptions(sampling, history, constraint);
         const shift = slidingWindow == null ? undefined : new SlidingWindowShift(slidingWindow);
         options.contextShift = shift?.options ?? NO_CONTEXT_SHIFT;
+        // Penalties look at the history and grammars advance per token in JavaScript: node-llama-cpp's loop only.
+        const native = options.repeatPenalty == null && options.grammarEvaluationState == null ? this.nativeLoop : undefined;
+        const contention = this.gatherer ?? NO_CONTENTION;
+        const limit = maxTokens ?? Number.POSITIVE_INFINITY;
 
         let first = true;
-        for await (const token of this.sequence.evaluate(prompt.slice(reused) as Token[], options)) {
-            if (options.repeatPenalty) {
-                history.push(token);
-                // With a sliding window a generation can go on for ever.
-                if (history.length >= 2 * HISTORY_TRIM) history.splice(0, HISTORY_TRIM);
-            }
+        let produced = 0;
+        const generated = (token: number): GeneratedToken => {
+            produced++;
             const dropped = shift?.takeDropped() ?? 0;
-            const generated: GeneratedToken = dropped > 0 ? {token, droppedTokens: dropped} : {token};
+            const result: GeneratedToken = dropped > 0 ? {token, droppedTokens: dropped} : {token};
             if (first) {
                 first = false;
-                generated.reusedPromptTokens = reused;
+                result.reusedPromptTokens = reused;
             }
-            yield generated;
+            return result;
+        };
+        let input = prompt.slice(reused) as Token[];
+        // Alone on the context the native loop decodes; node-llama-cpp's batched loop whenever others
+        // stream too, and back to native once they are done.
+        while (true) {
+            if (native?.canRun(this.sequence, contention) === true) {
+                if (input.length > 1) {
+                    await this.sequence.evaluateWithoutGeneratingNewTokens(input.slice(0, -1), {contextShift: options.contextShift});
+                    input = input.slice(-1);
+                }
+                const steps = native.generate(this.sequence, input[0]!, {
+                    sampling: nativeSampling(sampling), maxTokens: limit - produced, contention,
+                    truncate: (length) => this.truncate(length)
+                });
+                let end;
+                try {
+                    let step = await steps.next();
+                    while (step.done !== true) {
+                        yield generated(step.value);
+                        step = await steps.next();
+                    }
+                    end = step.value;
+                } finally {
+                    await steps.return(undefined as never);
+                }
+                if (end.reason !== "handover") return;
+                input = [end.pending as Token];
+            }
+            let handBack = false;
+            for await (const token of this.sequence.evaluate(input, options)) {
+                if (options.repeatPenalty) {
+                    history.push(token);
+                    // With a sliding window a generation can go on for ever.
+                    if (history.length >= 2 * HISTORY_TRIM) history.splice(0, HISTORY_TRIM);
+                }
+                yield generated(token);
+                if (produced < limit && native?.canRun(this.sequence, contention) === true) {
+                    // The token is sampled, not decoded: the native loop decodes it next.
+                    input = [token];
+                    handBack = true;
+                    break;
+                }
+            }
+            if (!handBack) return;
         }
     }
 
@@ -218,6 +266,18 @@ export class LlamaCppSequence implements BackendSequence {
             options.grammarEvaluationState = new LlamaGrammarEvaluationState({model: this.model, grammar: constraint.grammar});
         return options;
     }
+}
+
+/** The native loop's sampler: node-llama-cpp's chain with the same settings and defaults. */
+function nativeSampling(sampling: SamplingOptions) {
+    return {
+        temperature: effectiveTemperature(sampling.temperature),
+        topK: sampling.topK,
+        topP: sampling.topP,
+        minP: sampling.minP,
+        // As node-llama-cpp reads it (a uint32); it seeds an unseeded request from the clock, a random seed is no less random.
+        seed: sampling.seed == null ? Math.floor(Math.random() * 2 ** 32) : Math.max(0, Math.floor(sampling.seed)) % 2 ** 32
+    };
 }
 
 /** node-llama-cpp's sampling defaults, so a request samples alike with or without logprobs. */

@@ -1,0 +1,144 @@
+import {getLlama, type Llama, type LlamaContext, type LlamaModel} from "node-llama-cpp";
+import {afterAll, beforeAll, describe, expect, it} from "vitest";
+import {BatchGatherer} from "../src/backends/llama-cpp/batch-gather.js";
+import {loadDecodeLoopAddon, type DecodeLoopAddon} from "../src/backends/llama-cpp/native-loop/addon.js";
+import {NativeDecodeLoop} from "../src/backends/llama-cpp/native-loop/decode-loop.js";
+import {LlamaCppSequence} from "../src/backends/llama-cpp/sequence.js";
+import type {SequenceGenerateOptions} from "../src/backends/backend.js";
+import {testModelPath} from "./helpers/model.js";
+import {startTestServer} from "./helpers/server.js";
+
+/**
+ * The native decode loop against node-llama-cpp's own loop on the real model: same tokens, same
+ * KV bookkeeping, and a clean hand-over when another stream needs the context.
+ */
+describe("native decode loop", () => {
+    let llama: Llama;
+    let model: LlamaModel;
+    let addon: DecodeLoopAddon;
+
+    beforeAll(async () => {
+        const loaded = await loadDecodeLoopAddon();
+        // This machine (and CI's) has a C++ compiler: a missing addon here is a failure, not a skip.
+        expect(loaded.status).toMatchObject({available: true});
+        addon = loaded.addon!;
+        llama = await getLlama({gpu: false, build: "never", logLevel: "error" as never});
+        model = await llama.loadModel({modelPath: testModelPath});
+    }, 120_000);
+    afterAll(async () => {
+        await model?.dispose();
+        await llama?.dispose();
+    });
+
+    async function withContext<T>(sequences: number, work: (context: LlamaContext, loop: NativeDecodeLoop, gatherer?: BatchGatherer) => Promise<T>): Promise<T> {
+        const context = await model.createContext({contextSize: 512 * sequences, sequences, threads: 1, flashAttention: false});
+        try {
+            const {loop, reason} = NativeDecodeLoop.attach(addon, context);
+            expect(reason).toBeUndefined();
+            return await work(context, loop!, sequences > 1 ? BatchGatherer.install(context) : undefined);
+        } finally {
+            await context.dispose();
+        }
+    }
+
+    const prompt = () => model.tokenize("Once upon a time, there was a little dog");
+
+    async function collect(sequence: LlamaCppSequence, tokens: readonly number[], options: SequenceGenerateOptions, stopAfter = Number.POSITIVE_INFINITY) {
+        const out: number[] = [];
+        // As the runtime does: `maxTokens` is a hint, the consumer stops there.
+        const limit = Math.min(stopAfter, options.maxTokens ?? Number.POSITIVE_INFINITY);
+        for await (const {token} of sequence.generate(tokens, options)) {
+            out.push(token);
+            if (out.length >= limit) break;
+        }
+        return out;
+    }
+
+    it("samples exactly the tokens node-llama-cpp's loop samples, greedy and seeded", async () => {
+        await withContext(1, async (context, loop) => {
+            const native = new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop});
+            const greedy = await collect(native, prompt(), {sampling: {temperature: 0}, maxTokens: 150});
+            const seeded = await collect(native, prompt(), {sampling: {temperature: 0.9, seed: 7}, maxTokens: 150});
+            expect(loop.stats.runs).toBeGreaterThanOrEqual(2);
+            expect(loop.stats.tokens).toBe(greedy.length + seeded.length);
+            return {greedy, seeded};
+        }).then(async ({greedy, seeded}) => {
+            await withContext(1, async (context) => {
+                const binding = new LlamaCppSequence(0, context.getSequence(), model);
+                expect(await collect(binding, prompt(), {sampling: {temperature: 0}, maxTokens: 150})).toEqual(greedy);
+                expect(await collect(binding, prompt(), {sampling: {temperature: 0.9, seed: 7}, maxTokens: 150})).toEqual(seeded);
+            });
+            expect(greedy.length).toBe(150);
+            expect(new Set(seeded).size).toBeGreaterThan(10);
+        });
+    });
+
+    it("leaves the cells and node-llama-cpp's token record as node-llama-cpp's loop does when the consumer stops early, so the next turn reuses them", async () => {
+        await withContext(1, async (context, loop) => {
+            const native = new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop});
+            const first = await collect(native, prompt(), {sampling: {temperature: 0}}, 20);
+            // The 20th token was handed over but not decoded, as in node-llama-cpp's evaluate.
+            expect(native.cachedTokens).toEqual([...prompt(), ...first.slice(0, 19)]);
+
+            const followUp = [...prompt(), ...first, ...model.tokenize(" Then")];
+            let reused = -1;
+            const more: number[] = [];
+            for await (const generated of native.generate(followUp, {sampling: {temperature: 0}, maxTokens: 10})) {
+                if (generated.reusedPromptTokens != null) reused = generated.reusedPromptTokens;
+                more.push(generated.token);
+            }
+            expect(reused).toBe(prompt().length + 19);
+            expect(more).toHaveLength(10);
+
+            // The same follow-up on node-llama-cpp's loop from a fresh context yields the same tokens.
+            await withContext(1, async (fresh) => {
+                const binding = new LlamaCppSequence(0, fresh.getSequence(), model);
+                expect(await collect(binding, followUp, {sampling: {temperature: 0}, maxTokens: 10})).toEqual(more);
+            });
+        });
+    });
+
+    it("hands a running stream over to node-llama-cpp's batches when a second stream starts, and takes it back when that one ends", async () => {
+        await withContext(2, async (context, loop, gatherer) => {
+            const a = new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop, gatherer});
+            const b = new LlamaCppSequence(1, context.getSequence(), model, {nativeLoop: loop, gatherer});
+            const aTokens: number[] = [];
+            let startedB: Promise<number[]> | undefined;
+            for await (const {token} of a.generate(prompt(), {sampling: {temperature: 0}, maxTokens: 300})) {
+                aTokens.push(token);
+                if (aTokens.length === 20) startedB = collect(b, model.tokenize("The cat sat"), {sampling: {temperature: 0}, maxTokens: 40});
+            }
+            const bTokens = await startedB!;
+            expect(aTokens).toHaveLength(300);
+            expect(bTokens).toHaveLength(40);
+            expect(loop.stats.handovers).toBeGreaterThanOrEqual(1);
+            // Native before b, batched while b ran, native again after.
+            expect(loop.stats.runs).toBeGreaterThanOrEqual(2);
+            // node-llama-cpp's record matches the cells of both sequences: each continues where it stopped.
+            expect(a.cachedTokens).toEqual([...prompt(), ...aTokens.slice(0, -1)]);
+            expect(b.cachedTokens).toEqual([...model.tokenize("The cat sat"), ...bTokens.slice(0, -1)]);
+            const next = await collect(a, [...prompt(), ...aTokens], {sampling: {temperature: 0}, maxTokens: 5});
+            expect(next).toHaveLength(5);
+        });
+    });
+});
+
+describe("native decode loop through the server", () => {
+    it("is what decodes a lone stream, and /props says so", async () => {
+        const server = await startTestServer({parallel: 2, contextSize: 1024});
+        try {
+            const props = await (await fetch(`${server.url}/props`)).json() as {runtime: {decode_loop: {kind: string} | null}};
+            expect(props.runtime.decode_loop?.kind).toBe("native");
+            const response = await fetch(`${server.url}/v1/completions`, {
+                method: "POST",
+                body: JSON.stringify({model: server.modelId, prompt: "Once upon a time", max_tokens: 64, temperature: 0})
+            });
+            const body = await response.json() as {choices: {text: string; finish_reason: string}[]; usage: {completion_tokens: number}};
+            expect(body.usage.completion_tokens).toBe(64);
+            expect(body.choices[0]!.finish_reason).toBe("length");
+            expect(body.choices[0]!.text.length).toBeGreaterThan(64);
+        } finally {
+            await server.stop();
+        }
+    });
+});
