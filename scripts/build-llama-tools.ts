@@ -1,9 +1,10 @@
 /**
- * Builds llama.cpp's own `llama-bench` from the source node-llama-cpp bundles (the same llama.cpp
- * release edge-llm runs), for this CPU (GGML_NATIVE, OpenMP), offline. `npm run bench` runs it
- * next to edge-llm when it exists, so the comparison with llama.cpp is measured, not quoted.
+ * Builds llama.cpp's own `llama-bench` and `llama-server` from the source node-llama-cpp bundles
+ * (the same llama.cpp release edge-llm runs), for this CPU (GGML_NATIVE, OpenMP), offline.
+ * `npm run bench` runs them next to edge-llm when they exist, so the comparison with llama.cpp
+ * is measured, not quoted.
  *
- *   npx tsx scripts/build-llama-tools.ts            # → .cache/llama.cpp-tools/build/bin/llama-bench (~5 min on 2 cores)
+ *   npx tsx scripts/build-llama-tools.ts            # → .cache/llama.cpp-tools/build/bin/llama-{bench,server} (~10 min on 2 cores)
  */
 import {spawn} from "node:child_process";
 import {existsSync} from "node:fs";
@@ -15,6 +16,8 @@ import {fileURLToPath} from "node:url";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const toolsDir = path.join(root, ".cache/llama.cpp-tools");
 export const llamaBenchPath = path.join(toolsDir, "build", "bin", "llama-bench");
+/** llama.cpp's own HTTP server, the bar edge-llm's server is held to. */
+export const llamaServerPath = path.join(toolsDir, "build", "bin", "llama-server");
 
 function run(command: string, args: string[], cwd = root): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -41,10 +44,10 @@ async function main() {
     const build = path.join(toolsDir, "build");
     console.error(`llama.cpp source: ${source}`);
     await run("cmake", ["-S", source, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DGGML_OPENMP=ON",
-        "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DBUILD_SHARED_LIBS=OFF"
+        "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_BUILD_TOOLS=ON", "-DBUILD_SHARED_LIBS=OFF"
     ]);
-    await run("cmake", ["--build", build, "--target", "llama-bench", "-j", String(os.availableParallelism())]);
-    console.error(`built ${llamaBenchPath}`);
+    await run("cmake", ["--build", build, "--target", "llama-bench", "llama-server", "-j", String(os.availableParallelism())]);
+    console.error(`built ${llamaBenchPath} and ${llamaServerPath}`);
 }
 
 if (process.argv[1] != null && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();

@@ -98,6 +98,27 @@ describe("native decode loop", () => {
         });
     });
 
+    it("gives its decode threads back when the consumer stops early, even if the context goes right after (a leak stalls every later decode)", async () => {
+        // As the backend sets it: the thread budget is exactly what one context uses.
+        const budget = llama.maxThreads;
+        llama.maxThreads = 1;
+        try {
+            for (let round = 0; round < 3; round++) {
+                // A stream cancelled mid-run, then its model unloaded at once.
+                await withContext(1, async (context, loop) => {
+                    const native = new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop});
+                    expect(await collect(native, prompt(), {sampling: {temperature: 0}}, 3)).toHaveLength(3);
+                });
+            }
+            await withContext(1, async (context, loop) => {
+                const native = new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop});
+                expect(await collect(native, prompt(), {sampling: {temperature: 0}, maxTokens: 40})).toHaveLength(40);
+            });
+        } finally {
+            llama.maxThreads = budget;
+        }
+    }, 10_000);
+
     it("hands a running stream over to node-llama-cpp's batches when a second stream starts, and takes it back when that one ends", async () => {
         await withContext(2, async (context, loop, gatherer) => {
             const a = new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop, gatherer});

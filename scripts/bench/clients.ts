@@ -27,14 +27,17 @@ export async function decodeOverSse(url: string, job: DecodeJob): Promise<Decode
     let first = 0;
     let last = 0;
     let tokens = 0;
+    let textChunks = 0;
     for await (const {chunk, at} of sseChunks(response)) {
         if (chunk.usage != null) tokens = chunk.usage.completion_tokens;
-        if (chunk.choices[0]?.text) {
+        if (chunk.choices?.[0]?.text) {
+            textChunks++;
             if (first === 0) first = at;
             last = at;
         }
     }
-    return sample(tokens, start, first, last);
+    // llama-server, measured by the same client, may not send usage: one chunk per token there.
+    return sample(tokens > 0 ? tokens : textChunks, start, first, last);
 }
 
 /**

@@ -16,6 +16,7 @@ import {decodeOverSse} from "./clients.js";
 import {startBenchServer} from "./server.js";
 import {median} from "./report.js";
 import {llamaBenchPath} from "../build-llama-tools.js";
+import {llamaServerBuilt, startLlamaServer} from "./llama-server.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -52,10 +53,22 @@ export interface NativeBenchReport {
     /** llama.cpp's own llama-bench built from the same source (scripts/build-llama-tools.ts), when built: the faster of flash attention off and on, and both. */
     llamaBench?: {decodeTokensPerSecond: number; prefillTokensPerSecond: number; build: string; byFlashAttention: {flashAttention: boolean; decodeTokensPerSecond: number; prefillTokensPerSecond: number}[]};
     /** edge-llm over SSE on the binary, policy and autotuned settings serve chooses here. */
-    server: {
+    server: ServerFigures & {
         binary: "prebuilt" | "native"; policy: string; threads: number; flashAttention: boolean; settingsReason: string;
-        decodeTokensPerSecond: number; prefillTokensPerSecond: number; streams: number; streamsTokensPerSecond: number;
+        /** Which loop decoded a lone stream (/props runtime.decode_loop). */
+        decodeLoop?: string;
     };
+    /** llama.cpp's llama-server from the same source, same settings, same client, runs interleaved with edge-llm's. */
+    llamaServer?: ServerFigures;
+}
+
+export interface ServerFigures {
+    decodeTokensPerSecond: number;
+    prefillTokensPerSecond: number;
+    streams: number;
+    streamsTokensPerSecond: number;
+    /** Median time to first token of a short prompt, ms. */
+    ttftMs: number;
 }
 
 /** The rows: node's default libuv pool (4 threads) and one pool thread, as `serve` runs a local OpenMP build. */
@@ -118,27 +131,47 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
         model: options.model, parallel: options.streams,
         contextSize: Math.max(512, options.promptTokens + options.tokens + 16), nativeBuild: usable
     }, env);
-    const props = await (await fetch(`${server.url}/props`)).json() as {runtime: {threads: number; threads_reason: string; flash_attention: boolean}};
+    const props = await (await fetch(`${server.url}/props`)).json() as {runtime: {threads: number; threads_reason: string; flash_attention: boolean; decode_loop: {kind: string} | null}};
+    const reference = llamaServerBuilt() ? await startLlamaServer({
+        model: options.model, threads: props.runtime.threads, flashAttention: props.runtime.flash_attention,
+        contextSize: Math.max(512, options.promptTokens + options.tokens + 16), parallel: options.streams
+    }).catch((error: unknown) => {
+        log(`llama-server not measured: ${(error as Error).message}`);
+        return undefined;
+    }) : undefined;
+    if (reference != null) log("llama.cpp's llama-server over SSE, interleaved");
     const words = ["the", "little", "dog", "went", "to", "park", "and", "saw", "a", "big", "tree"];
-    const decode: number[] = [];
-    const prefill: number[] = [];
-    const streams: number[] = [];
+    const measured = [server.url, ...reference == null ? [] : [reference.url]].map((url) => ({url, decode: [] as number[], ttft: [] as number[], prefill: [] as number[], streams: [] as number[]}));
     try {
-        await decodeOverSse(server.url, {prompt: "Once upon a time", maxTokens: 8});
+        for (const target of measured) await decodeOverSse(target.url, {prompt: "Once upon a time", maxTokens: 8});
         for (let run = 0; run < options.runs; run++) {
-            decode.push((await decodeOverSse(server.url, {prompt: `${run} Once upon a time`, maxTokens: options.tokens})).tokensPerSecond);
+            // Each figure on both servers back to back, so drift on this shared machine hits both alike.
+            for (const target of measured) {
+                const sample = await decodeOverSse(target.url, {prompt: `${run} Once upon a time`, maxTokens: options.tokens});
+                target.decode.push(sample.tokensPerSecond);
+                target.ttft.push(sample.ttftMs);
+            }
             const prompt = `p${run} ` + Array.from({length: options.promptTokens}, (_, index) => words[index % words.length]).join(" ");
-            const counted = await (await fetch(`${server.url}/tokenize`, {method: "POST", body: JSON.stringify({content: prompt, add_special: true})})).json() as {tokens: number[]};
-            const sample = await decodeOverSse(server.url, {prompt, maxTokens: 1});
-            prefill.push(counted.tokens.length / (sample.ttftMs / 1000));
-            const streamsStart = performance.now();
-            const samples = await Promise.all(Array.from({length: options.streams}, (_, index) =>
-                decodeOverSse(server.url, {prompt: `${run}-${index} Once upon a time`, maxTokens: options.tokens})));
-            streams.push(samples.reduce((sum, sample) => sum + sample.tokens, 0) / ((performance.now() - streamsStart) / 1000));
+            for (const target of measured) {
+                const counted = await (await fetch(`${target.url}/tokenize`, {method: "POST", body: JSON.stringify({content: prompt, add_special: true})})).json() as {tokens: number[]};
+                const sample = await decodeOverSse(target.url, {prompt, maxTokens: 1});
+                target.prefill.push(counted.tokens.length / (sample.ttftMs / 1000));
+            }
+            for (const target of measured) {
+                const streamsStart = performance.now();
+                const samples = await Promise.all(Array.from({length: options.streams}, (_, index) =>
+                    decodeOverSse(target.url, {prompt: `${run}-${index} Once upon a time`, maxTokens: options.tokens})));
+                target.streams.push(samples.reduce((sum, sample) => sum + sample.tokens, 0) / ((performance.now() - streamsStart) / 1000));
+            }
         }
     } finally {
         await server.stop();
+        await reference?.stop();
     }
+    const figures = (target: typeof measured[number]): ServerFigures => ({
+        decodeTokensPerSecond: median(target.decode), prefillTokensPerSecond: median(target.prefill), streams: options.streams,
+        streamsTokensPerSecond: median(target.streams), ttftMs: median(target.ttft)
+    });
     return {
         model: path.basename(options.model),
         threads: options.threads,
@@ -151,8 +184,10 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
         server: {
             binary: usable == null ? "prebuilt" : "native", policy: usable == null ? "-" : policy.policy,
             threads: props.runtime.threads, flashAttention: props.runtime.flash_attention, settingsReason: props.runtime.threads_reason,
-            decodeTokensPerSecond: median(decode), prefillTokensPerSecond: median(prefill), streams: options.streams, streamsTokensPerSecond: median(streams)
-        }
+            ...props.runtime.decode_loop == null ? {} : {decodeLoop: props.runtime.decode_loop.kind},
+            ...figures(measured[0]!)
+        },
+        ...(measured[1] == null ? {} : {llamaServer: figures(measured[1])})
     };
 }
 
@@ -182,6 +217,18 @@ async function runLlamaBench(options: NativeBenchOptions, log: (message: string)
 }
 
 const f0 = (value: number | undefined) => value == null ? "" : value.toFixed(0);
+const pct = (value: number, of: number) => `${(100 * value / of).toFixed(0)}%`;
+
+function renderLlamaServer(server: ServerFigures, reference: ServerFigures) {
+    return `
+| same settings, same SSE client, interleaved | edge-llm | llama-server | edge-llm / llama-server |
+| --- | ---: | ---: | ---: |
+| decode, one stream, tok/s | ${f0(server.decodeTokensPerSecond)} | ${f0(reference.decodeTokensPerSecond)} | ${pct(server.decodeTokensPerSecond, reference.decodeTokensPerSecond)} |
+| time to first token, short prompt, ms | ${server.ttftMs.toFixed(1)} | ${reference.ttftMs.toFixed(1)} | ${pct(server.ttftMs, reference.ttftMs)} |
+| prefill, tok/s | ${f0(server.prefillTokensPerSecond)} | ${f0(reference.prefillTokensPerSecond)} | ${pct(server.prefillTokensPerSecond, reference.prefillTokensPerSecond)} |
+| ${server.streams} streams, aggregate tok/s | ${f0(server.streamsTokensPerSecond)} | ${f0(reference.streamsTokensPerSecond)} | ${pct(server.streamsTokensPerSecond, reference.streamsTokensPerSecond)} |
+`;
+}
 
 export function renderNative(report: NativeBenchReport, runs: number, tokens: number): string {
     const rows = report.rows.map((row) =>
@@ -204,8 +251,9 @@ ${rows.join("\n")}
 ${report.llamaBench == null ? "llama.cpp's llama-bench: not built here (npx tsx scripts/build-llama-tools.ts builds it from the bundled source)."
         : `llama.cpp's own llama-bench, built from the same bundled source (native, OpenMP, build ${report.llamaBench.build}), in the same run, the faster of flash attention off and on: **${f0(report.llamaBench.decodeTokensPerSecond)} tok/s** decode (tg${tokens}), **${f0(report.llamaBench.prefillTokensPerSecond)} tok/s** prefill (pp128) (off / on: ${(report.llamaBench.byFlashAttention ?? []).map((entry) => `${f0(entry.decodeTokensPerSecond)} / `).join("").replace(/ \/ $/, "")} decode, ${(report.llamaBench.byFlashAttention ?? []).map((entry) => f0(entry.prefillTokensPerSecond)).join(" / ")} prefill).`}
 
-edge-llm's server as \`serve\` runs it here (${server.binary} binary${server.binary === "native" ? `, wait policy ${server.policy}, one libuv pool thread` : ""}, ${server.threads ?? report.threads} thread(s), flash attention ${server.flashAttention ? "on" : "off"}${server.settingsReason == null ? "" : `: ${server.settingsReason}`}), over SSE:
-**${f0(server.decodeTokensPerSecond)} tok/s** decode (one stream), **${f0(server.prefillTokensPerSecond)} tok/s** prefill,
-**${f0(server.streamsTokensPerSecond)} tok/s** aggregate over ${server.streams} concurrent streams.
+edge-llm's server as \`serve\` runs it here (${server.binary} binary${server.binary === "native" ? `, wait policy ${server.policy}, one libuv pool thread` : ""}, ${server.threads ?? report.threads} thread(s), flash attention ${server.flashAttention ? "on" : "off"}${server.decodeLoop == null ? "" : `, ${server.decodeLoop === "native" ? "native decode loop" : "node-llama-cpp's decode loop"}`}${server.settingsReason == null ? "" : `: ${server.settingsReason}`}), over SSE:
+**${f0(server.decodeTokensPerSecond)} tok/s** decode (one stream)${report.llamaBench == null ? "" : `, ${pct(server.decodeTokensPerSecond, report.llamaBench.decodeTokensPerSecond)} of llama-bench`}, **${f0(server.prefillTokensPerSecond)} tok/s** prefill,
+**${f0(server.streamsTokensPerSecond)} tok/s** aggregate over ${server.streams} concurrent streams${server.ttftMs == null ? "" : `, time to first token ${server.ttftMs.toFixed(1)} ms`}.
+${report.llamaServer == null ? "llama.cpp's llama-server: not built here (scripts/build-llama-tools.ts builds it)." : renderLlamaServer(server, report.llamaServer)}
 ${report.bars == null ? "" : `${report.bars}\n`}`;
 }

@@ -226,12 +226,15 @@ export class LlamaCppBackend implements Backend {
     private async tuneThreads(model: LlamaModel, modelPath: string, cacheFile: string, candidates: number[], flashAttention: boolean[], signal?: AbortSignal): Promise<ThreadChoice & {flashAttention: boolean}> {
         const cache = new ThreadTuningCache(cacheFile);
         const tuneFlash = flashAttention.length > 1;
-        const key = `${await modelFingerprint(modelPath, {})}|${machineKey(`${this.llama.buildType} ${this.llama.llamaCppRelease.release}`)}|flash attention ${tuneFlash ? "tuned" : flashAttention[0] ? "on" : "off"}`;
+        const {addon} = await loadDecodeLoopAddon();
+        // Measured through the loop that will decode: the native one where it attaches.
+        const nativeLoop = addon == null ? undefined : (context: LlamaContext) => NativeDecodeLoop.attach(addon, context).loop;
+        const key = `${await modelFingerprint(modelPath, {})}|${machineKey(`${this.llama.buildType} ${this.llama.llamaCppRelease.release}`)}|flash attention ${tuneFlash ? "tuned" : flashAttention[0] ? "on" : "off"}${nativeLoop == null ? "" : "|native loop"}`;
         const cached = await cache.get(key);
         if (cached != null && candidates.includes(cached.threads) && typeof cached.flashAttention === "boolean")
             return {threads: cached.threads, flashAttention: cached.flashAttention, reason: describeTuning(cached, true)};
         const started = performance.now();
-        const tuned = await tuneDecode(model, {candidates, flashAttention, signal});
+        const tuned = await tuneDecode(model, {candidates, flashAttention, signal, nativeLoop});
         await cache.set(key, tuned);
         this.log?.("info", `autotuned decode threads for ${path.basename(modelPath)} in ${Math.round(performance.now() - started)} ms: ${describeTuning(tuned, false)}`);
         return {threads: tuned.threads, flashAttention: tuned.flashAttention, reason: describeTuning(tuned, false)};

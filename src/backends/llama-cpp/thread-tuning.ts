@@ -1,7 +1,8 @@
 import {mkdir, readFile, rename, writeFile} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type {LlamaContextSequence, LlamaModel, Token} from "node-llama-cpp";
+import type {LlamaContext, LlamaContextSequence, LlamaModel, Token} from "node-llama-cpp";
+import {NO_CONTENTION, type NativeDecodeLoop} from "./native-loop/decode-loop.js";
 
 /**
  * Decode autotuning: the fastest thread count depends on the model (a 260K model is fastest on
@@ -76,9 +77,13 @@ export function pickFlashAttention(measurements: readonly FlashAttentionMeasurem
     return !(requestTime(false) * CLEARLY_FASTER < requestTime(true));
 }
 
+/** Attaches the native decode loop to a context; measuring through it measures the loop that will decode. */
+export type AttachNativeLoop = (context: LlamaContext) => NativeDecodeLoop | undefined;
+
 export interface MeasureOptions {
     /** Tokens decoded per candidate and round; the first decoded token of each round is not timed. Default 12. */
     tokens?: number;
+    nativeLoop?: AttachNativeLoop;
     /** Rounds over all candidates, interleaved so a burst of other load hits every candidate alike. Default 2. */
     rounds?: number;
     signal?: AbortSignal;
@@ -86,7 +91,7 @@ export interface MeasureOptions {
 
 /** Greedy decode speed of `model` at each candidate thread count (best of the rounds). */
 export async function measureThreadCounts(
-    model: LlamaModel, {candidates, flashAttention = false, tokens = 12, rounds = 2, signal}: MeasureOptions & {candidates: readonly number[]; flashAttention?: boolean}
+    model: LlamaModel, {candidates, flashAttention = false, tokens = 12, rounds = 2, signal, nativeLoop}: MeasureOptions & {candidates: readonly number[]; flashAttention?: boolean}
 ): Promise<ThreadMeasurement[]> {
     const best = new Map<number, number>();
     const prompt = model.tokenize("Once upon a time, there was");
@@ -95,7 +100,7 @@ export async function measureThreadCounts(
             signal?.throwIfAborted();
             const context = await model.createContext({contextSize: 256, sequences: 1, threads: {ideal: threads, min: threads}, flashAttention});
             try {
-                best.set(threads, Math.max(best.get(threads) ?? 0, await decodeRate(context.getSequence(), prompt, tokens)));
+                best.set(threads, Math.max(best.get(threads) ?? 0, await decodeRate(context.getSequence(), prompt, tokens, nativeLoop?.(context))));
             } finally {
                 await context.dispose();
             }
@@ -110,7 +115,7 @@ export async function measureThreadCounts(
  * filled once; every round decodes from the same point.
  */
 export async function measureFlashAttention(
-    model: LlamaModel, {threads, depth = FLASH_ATTENTION_DEPTH, tokens = 12, rounds = 2, signal}: MeasureOptions & {threads: number; depth?: number}
+    model: LlamaModel, {threads, depth = FLASH_ATTENTION_DEPTH, tokens = 12, rounds = 2, signal, nativeLoop}: MeasureOptions & {threads: number; depth?: number}
 ): Promise<FlashAttentionMeasurement[]> {
     const text = "Once upon a time, there was a little girl who lived in a village near the forest. ";
     let prompt = model.tokenize(text);
@@ -121,7 +126,7 @@ export async function measureFlashAttention(
         for (const flashAttention of [false, true]) {
             signal?.throwIfAborted();
             const context = await model.createContext({contextSize: depth + tokens + 16, sequences: 1, threads: {ideal: threads, min: threads}, flashAttention});
-            contexts.push({flashAttention, context, sequence: context.getSequence(), best: 0, prefill: 0});
+            contexts.push({flashAttention, context, sequence: context.getSequence(), loop: nativeLoop?.(context), best: 0, prefill: 0});
         }
         for (const entry of contexts) {
             const started = performance.now();
@@ -131,7 +136,7 @@ export async function measureFlashAttention(
         for (let round = 0; round < rounds; round++) {
             for (const entry of contexts) {
                 signal?.throwIfAborted();
-                entry.best = Math.max(entry.best, await decodeRate(entry.sequence, prompt.slice(-1), tokens));
+                entry.best = Math.max(entry.best, await decodeRate(entry.sequence, prompt.slice(-1), tokens, entry.loop));
                 await entry.sequence.eraseContextTokenRanges([{start: depth - 1, end: entry.sequence.nextTokenIndex}]);
             }
         }
@@ -146,21 +151,40 @@ export async function measureFlashAttention(
  * attention at that count when both settings are allowed (`flashAttention` [false, true]),
  * else the one given.
  */
-export async function tuneDecode(model: LlamaModel, {candidates, flashAttention, signal}: {candidates: readonly number[]; flashAttention: readonly boolean[]; signal?: AbortSignal}): Promise<TunedThreads> {
+export async function tuneDecode(model: LlamaModel, {candidates, flashAttention, signal, nativeLoop}: {candidates: readonly number[]; flashAttention: readonly boolean[]; signal?: AbortSignal; nativeLoop?: AttachNativeLoop}): Promise<TunedThreads> {
     const tuneFlash = flashAttention.length > 1;
-    const measurements = await measureThreadCounts(model, {candidates, flashAttention: tuneFlash ? false : flashAttention[0], signal});
+    const measurements = await measureThreadCounts(model, {candidates, flashAttention: tuneFlash ? false : flashAttention[0], signal, nativeLoop});
     const threads = pickThreads(measurements);
     const measuredAt = new Date().toISOString();
     if (!tuneFlash) return {threads, flashAttention: flashAttention[0] === true, measurements, measuredAt};
-    const flashAttentionMeasurements = await measureFlashAttention(model, {threads, signal});
+    const flashAttentionMeasurements = await measureFlashAttention(model, {threads, signal, nativeLoop});
     return {
         threads, flashAttention: pickFlashAttention(flashAttentionMeasurements), measurements, measuredAt,
         flashAttentionMeasurements, flashAttentionDepth: FLASH_ATTENTION_DEPTH
     };
 }
 
-/** Tokens/s of `tokens` greedy tokens after `prompt`, the first (which includes the prompt) not timed. */
-async function decodeRate(sequence: LlamaContextSequence, prompt: readonly Token[], tokens: number): Promise<number> {
+/**
+ * Tokens/s of `tokens` greedy tokens after `prompt`, the first (which includes the prompt) not
+ * timed; through the native decode loop when given, as a lone stream decodes. The native loop
+ * hands tokens over in groups, so there the whole run is timed (its input is one token, decoded
+ * like every other).
+ */
+async function decodeRate(sequence: LlamaContextSequence, prompt: readonly Token[], tokens: number, loop?: NativeDecodeLoop): Promise<number> {
+    if (loop != null) {
+        if (prompt.length > 1) await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1) as Token[]);
+        const started = performance.now();
+        let decoded = 0;
+        for await (const token of loop.generate(sequence, prompt.at(-1)!, {
+            sampling: {temperature: 0, seed: 0}, maxTokens: tokens, contention: NO_CONTENTION,
+            truncate: (length) => sequence.eraseContextTokenRanges([{start: length, end: sequence.nextTokenIndex}])
+        })) {
+            void token;
+            if (++decoded >= tokens) break;
+        }
+        const seconds = (performance.now() - started) / 1000;
+        return decoded > 0 && seconds > 0 ? decoded / seconds : 0;
+    }
     let decoded = 0;
     let started = 0;
     for await (const token of sequence.evaluate(prompt as Token[], {temperature: 0})) {

@@ -25,6 +25,8 @@ export interface DecodeLoopRunParams {
     unconsumedLimit: number;
     /** Give the pool thread back after this long (other pool work queues behind a run). */
     sliceMs: number;
+    /** Tokens sampled within this long of the last wake-up of the JavaScript thread wait for the next one (or the run's end). */
+    signalIntervalMs: number;
 }
 
 export interface DecodeLoopRunResult {
@@ -51,7 +53,7 @@ export interface DecodeLoopAddon {
     attach(addonContext: object): DecodeLoopHandle;
     describe(handle: DecodeLoopHandle): {sequenceContextSize: number; sequences: number; vocabulary: number};
     configure(handle: DecodeLoopHandle, sampling: DecodeLoopSampling): void;
-    run(handle: DecodeLoopHandle, params: DecodeLoopRunParams, onToken: (token: number) => void): Promise<DecodeLoopRunResult>;
+    run(handle: DecodeLoopHandle, params: DecodeLoopRunParams, onTokens: (tokens: number[]) => void): Promise<DecodeLoopRunResult>;
     stop(handle: DecodeLoopHandle): void;
     consumed(handle: DecodeLoopHandle, count: number): void;
     erase(handle: DecodeLoopHandle, sequence: number, from: number): boolean;

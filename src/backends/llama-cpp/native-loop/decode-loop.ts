@@ -17,10 +17,23 @@ import type {DecodeLoopAddon, DecodeLoopHandle, DecodeLoopRunResult, DecodeLoopS
  * undefined where any is missing.
  */
 
-/** Tokens handed over and not yet taken before the loop pauses: bounds the work wasted when a stream stops. */
-const UNCONSUMED_LIMIT = 4;
+/**
+ * Tokens handed over and not yet taken before the loop pauses: bounds the work wasted when a
+ * stream stops (and keeps a paced stream's decoder idle), but must exceed what arrives per
+ * wake-up. Sized per run from the rate so far: twice a wake-up interval's tokens, 4 to 64.
+ */
+function unconsumedLimit(tokensPerMs: number | undefined) {
+    if (tokensPerMs == null) return 16;
+    return Math.max(4, Math.min(64, Math.ceil(2 * SIGNAL_INTERVAL_MS * tokensPerMs) + 2));
+}
 /** How long one run may keep libuv's pool thread (file I/O and other native work queue behind it). */
 const SLICE_MS = 20;
+/**
+ * Each wake-up of the JavaScript thread costs the pool thread ~15 µs (10% of a stories260K
+ * token); faster tokens are handed over together, at most this much later. Slower models (a 1B
+ * model takes 20 ms a token) still hand over every token the moment it is sampled.
+ */
+const SIGNAL_INTERVAL_MS = 1;
 
 export interface Contention {
     /** Another stream is generating or waiting to change the context. */
@@ -116,9 +129,11 @@ export class NativeDecodeLoop {
         const queue: number[] = [];
         const emitted: number[] = [];
         let wake: (() => void) | undefined;
-        const onToken = (token: number) => {
-            queue.push(token);
-            emitted.push(token);
+        const onTokens = (tokens: number[]) => {
+            for (const token of tokens) {
+                queue.push(token);
+                emitted.push(token);
+            }
             wake?.();
         };
         const startPosition = internals._nextTokenIndex;
@@ -127,6 +142,12 @@ export class NativeDecodeLoop {
         let finished = false;
         let running: Promise<DecodeLoopRunResult> | undefined;
         let preventDisposal: {dispose(): void} | undefined;
+        // node-llama-cpp's thread splitter hands out threads per decode; held until the run is over.
+        let threadAllocation: {dispose(): void} | undefined;
+        const releaseThreads = () => {
+            threadAllocation?.dispose();
+            threadAllocation = undefined;
+        };
         let unsubscribe: (() => void) | undefined;
 
         /** Brings node-llama-cpp's bookkeeping up to the cells, keeping `keep` of the decoded tokens, and lets go of the context. */
@@ -160,11 +181,13 @@ export class NativeDecodeLoop {
 
             let end: NativeRunEnd | undefined;
             let next = input;
+            let tokensPerMs: number | undefined;
             while (end == null) {
                 const allocation = await context._threadSplitterConsumer?.getAllocationToConsume();
+                threadAllocation = allocation?.[1];
                 // Checked right before a run starts: a stop() before it would be lost.
                 if (options.contention.contended) {
-                    allocation?.[1].dispose();
+                    releaseThreads();
                     this.stats.handovers++;
                     end = {reason: "handover", pending: next};
                     break;
@@ -173,14 +196,15 @@ export class NativeDecodeLoop {
                 let result: DecodeLoopRunResult | undefined;
                 let failure: unknown;
                 const before = emitted.length;
+                const runStarted = performance.now();
                 try {
                     running = this.addon.run(this.handle, {
                         sequence: internals._sequenceId, position, input: next,
                         limit: Math.min(2 ** 31 - 1, Math.max(1, options.maxTokens - before)),
-                        unconsumedLimit: UNCONSUMED_LIMIT, sliceMs: SLICE_MS
-                    }, onToken);
+                        unconsumedLimit: unconsumedLimit(tokensPerMs), sliceMs: SLICE_MS, signalIntervalMs: SIGNAL_INTERVAL_MS
+                    }, onTokens);
                 } catch (error) {
-                    allocation?.[1].dispose();
+                    releaseThreads();
                     throw error;
                 }
                 running.then((value) => {
@@ -204,13 +228,14 @@ export class NativeDecodeLoop {
                     wake = undefined;
                 }
                 running = undefined;
-                allocation?.[1].dispose();
+                releaseThreads();
                 if (failure != null) {
                     // Whatever the failed slice decoded is unknown to node-llama-cpp: drop it.
                     this.addon.erase(this.handle, internals._sequenceId, position);
                     throw failure;
                 }
                 position = result!.position;
+                if (result!.emitted >= 4) tokensPerMs = result!.emitted / Math.max(0.001, performance.now() - runStarted);
                 if (emitted.length > 0) next = emitted.at(-1)!;
                 if (result!.reason === "eog") end = {reason: "eog"};
                 else if (result!.reason === "limit" || emitted.length >= options.maxTokens) end = {reason: "limit"};
@@ -247,6 +272,7 @@ export class NativeDecodeLoop {
                     if (result != null) position = result.position;
                     else this.addon.erase(this.handle, internals._sequenceId, position);
                 }
+                releaseThreads();
                 this.stats.tokens += yielded;
                 const decoded = position - startPosition;
                 if (locked) settle(Math.min(decoded, Math.max(yielded, 1)));
@@ -257,6 +283,7 @@ export class NativeDecodeLoop {
             } else if (locked) {
                 settle(position - startPosition);
             }
+            releaseThreads();
         }
     }
 }
