@@ -419,6 +419,8 @@ napi_value RunLoop(napi_env env, napi_callback_info info) {
     CHECK(napi_create_async_work(env, nullptr, name, Execute, Complete, run, &run->work));
     CHECK(napi_create_reference(env, argv[0], 1, &run->handle));
     loop->stopRequested.store(false);
+    // JavaScript starts a run with nothing left to take (a stopped stream may have left tokens untaken).
+    loop->unconsumed.store(0);
     loop->running = true;
     CHECK(napi_queue_async_work(env, run->work));
     return promise;

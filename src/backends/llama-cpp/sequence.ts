@@ -73,8 +73,11 @@ export class LlamaCppSequence implements BackendSequence {
         const options = this.evaluateOptions(sampling, history, constraint);
         const shift = slidingWindow == null ? undefined : new SlidingWindowShift(slidingWindow);
         options.contextShift = shift?.options ?? NO_CONTEXT_SHIFT;
-        // Penalties look at the history and grammars advance per token in JavaScript: node-llama-cpp's loop only.
-        const native = options.repeatPenalty == null && options.grammarEvaluationState == null ? this.nativeLoop : undefined;
+        // Penalties look at the history and grammars advance per token in JavaScript: node-llama-cpp's
+        // loop only. So do seeded draws: a hand-over between the loops would restart the random
+        // stream, and the same seed must give the same answer whatever else is running.
+        const seeded = sampling.seed != null && (options.temperature ?? 0) > 0;
+        const native = options.repeatPenalty == null && options.grammarEvaluationState == null && !seeded ? this.nativeLoop : undefined;
         const contention = this.gatherer ?? NO_CONTENTION;
         const limit = maxTokens ?? Number.POSITIVE_INFINITY;
 

@@ -239,7 +239,8 @@ export class NativeDecodeLoop {
                 if (emitted.length > 0) next = emitted.at(-1)!;
                 if (result!.reason === "eog") end = {reason: "eog"};
                 else if (result!.reason === "limit" || emitted.length >= options.maxTokens) end = {reason: "limit"};
-                else if (result!.reason === "stopped" || result!.reason === "context-full" || options.contention.contended) {
+                // A run that handed nothing over and would only be started again: never spin, hand over.
+                else if (result!.reason === "stopped" || result!.reason === "context-full" || options.contention.contended || result!.emitted === 0) {
                     this.stats.handovers++;
                     end = {reason: "handover", pending: next};
                 } else {
