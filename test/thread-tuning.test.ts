@@ -18,6 +18,10 @@ describe("thread candidates and choice", () => {
         expect(pickThreads([{threads: 1, tokensPerSecond: 3000}, {threads: 2, tokensPerSecond: 150}])).toBe(1);
         expect(pickThreads([{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 31}])).toBe(1);
         expect(pickThreads([{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 45}, {threads: 4, tokensPerSecond: 46}])).toBe(2);
+        // Every core decoding leaves none for streaming the tokens: a tiny model's gain is gone, a big one's is not.
+        expect(pickThreads([{threads: 1, tokensPerSecond: 4621}, {threads: 2, tokensPerSecond: 5346}], 2)).toBe(1);
+        expect(pickThreads([{threads: 1, tokensPerSecond: 4621}, {threads: 2, tokensPerSecond: 5346}])).toBe(2);
+        expect(pickThreads([{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 45}], 2)).toBe(2);
     });
 
     it("keeps flash attention on unless a typical request (prompt and answer alike) is clearly faster without it", () => {

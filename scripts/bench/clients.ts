@@ -13,7 +13,9 @@ export interface DecodeJob {
 }
 
 function sample(tokens: number, start: number, first: number, last: number): DecodeSample {
-    return {tokens, ttftMs: first - start, tokensPerSecond: (tokens - 1) / ((last - first) / 1000)};
+    // A tiny model's whole answer can arrive in one read: then the rate includes the time to the first token.
+    const tokensPerSecond = last > first ? (tokens - 1) / ((last - first) / 1000) : last > start ? tokens / ((last - start) / 1000) : 0;
+    return {tokens, ttftMs: first > 0 ? first - start : 0, tokensPerSecond};
 }
 
 /** Streams a completion over SSE, reading the wire format by hand (no client library overhead). */

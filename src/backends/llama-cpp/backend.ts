@@ -229,7 +229,7 @@ export class LlamaCppBackend implements Backend {
         const {addon} = await loadDecodeLoopAddon();
         // Measured through the loop that will decode: the native one where it attaches.
         const nativeLoop = addon == null ? undefined : (context: LlamaContext) => NativeDecodeLoop.attach(addon, context).loop;
-        const key = `${await modelFingerprint(modelPath, {})}|${machineKey(`${this.llama.buildType} ${this.llama.llamaCppRelease.release}`)}|flash attention ${tuneFlash ? "tuned" : flashAttention[0] ? "on" : "off"}${nativeLoop == null ? "" : "|native loop"}`;
+        const key = `${await modelFingerprint(modelPath, {})}|${machineKey(`${this.llama.buildType} ${this.llama.llamaCppRelease.release}`)}|flash attention ${tuneFlash ? "tuned" : flashAttention[0] ? "on" : "off"}${nativeLoop == null ? "" : "|native loop, streaming share"}`;
         const cached = await cache.get(key);
         if (cached != null && candidates.includes(cached.threads) && typeof cached.flashAttention === "boolean")
             return {threads: cached.threads, flashAttention: cached.flashAttention, reason: describeTuning(cached, true)};

@@ -53,12 +53,28 @@ const CLEARLY_FASTER = 1.05;
 /** Tokens already in context when flash attention is measured: attention's share of a token grows with it. */
 export const FLASH_ATTENTION_DEPTH = 192;
 
-/** Picks the fastest count, preferring fewer threads (they leave cores and power to the rest of the device) unless more are clearly (5%) faster. */
-export function pickThreads(measurements: readonly ThreadMeasurement[]): number {
+/**
+ * CPU time the process spends per streamed token outside the decode (the JavaScript thread:
+ * the generation loop, detokenizing, SSE/WS writes; plus its GC threads): 37–60 µs per token
+ * through the server on this 2-core machine (per-thread CPU times from /proc, stories260K).
+ */
+export const STREAMING_CPU_PER_TOKEN_MS = 0.05;
+
+/**
+ * Picks the fastest count, preferring fewer threads (they leave cores and power to the rest of
+ * the device) unless more are clearly (5%) faster. A count that takes every core (`cores`) is
+ * charged the streaming work per token (`STREAMING_CPU_PER_TOKEN_MS`), which then has no core
+ * of its own: invisible next to a 1B model's 20 ms token, but on stories260K (~0.19 ms a token
+ * at 2 threads) it is why 2 threads measured 16% faster alone and streamed 34% slower
+ * (3,204 vs 4,833 tok/s over SSE, native build).
+ */
+export function pickThreads(measurements: readonly ThreadMeasurement[], cores = Number.POSITIVE_INFINITY): number {
+    const effective = ({threads, tokensPerSecond}: ThreadMeasurement) =>
+        threads < cores || tokensPerSecond <= 0 ? tokensPerSecond : 1000 / (1000 / tokensPerSecond + STREAMING_CPU_PER_TOKEN_MS);
     const sorted = [...measurements].sort((a, b) => a.threads - b.threads);
     let best = sorted[0]!;
     for (const entry of sorted.slice(1))
-        if (entry.tokensPerSecond > best.tokensPerSecond * CLEARLY_FASTER) best = entry;
+        if (effective(entry) > effective(best) * CLEARLY_FASTER) best = entry;
     return best.threads;
 }
 
@@ -154,7 +170,8 @@ export async function measureFlashAttention(
 export async function tuneDecode(model: LlamaModel, {candidates, flashAttention, signal, nativeLoop}: {candidates: readonly number[]; flashAttention: readonly boolean[]; signal?: AbortSignal; nativeLoop?: AttachNativeLoop}): Promise<TunedThreads> {
     const tuneFlash = flashAttention.length > 1;
     const measurements = await measureThreadCounts(model, {candidates, flashAttention: tuneFlash ? false : flashAttention[0], signal, nativeLoop});
-    const threads = pickThreads(measurements);
+    // The largest candidate is every core (threadCandidates).
+    const threads = pickThreads(measurements, Math.max(...candidates));
     const measuredAt = new Date().toISOString();
     if (!tuneFlash) return {threads, flashAttention: flashAttention[0] === true, measurements, measuredAt};
     const flashAttentionMeasurements = await measureFlashAttention(model, {threads, signal, nativeLoop});
