@@ -73,6 +73,9 @@ describe("a recorded local build", () => {
         // A CPU-only run with one model: serve would relaunch with one pool thread.
         expect(report.pool).toMatchObject({threads: 1});
         expect(report.pool.reason).toMatch(/^serve and chat relaunch with UV_THREADPOOL_SIZE=1: /);
+        // This machine has a C++ compiler: the native decode loop is available.
+        expect(report.decodeLoop.kind).toBe("native");
+        expect(report.decodeLoop.reason).toContain("decode-loop-");
         expect(report.memory.ramFreeBytes).toBeGreaterThan(0);
         expect(report.buildPresets.map((preset: {name: string}) => preset.name)).toContain("hexagon");
     });

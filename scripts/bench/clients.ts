@@ -29,17 +29,20 @@ export async function decodeOverSse(url: string, job: DecodeJob): Promise<Decode
     let first = 0;
     let last = 0;
     let tokens = 0;
-    let textChunks = 0;
+    let tokenChunks = 0;
     for await (const {chunk, at} of sseChunks(response)) {
         if (chunk.usage != null) tokens = chunk.usage.completion_tokens;
-        if (chunk.choices?.[0]?.text) {
-            textChunks++;
+        const choice = chunk.choices?.[0];
+        // edge-llm sends text (several tokens per chunk when they come fast); llama-server sends a
+        // chunk per token, with empty text while a character's UTF-8 bytes are incomplete.
+        if (choice != null && choice.finish_reason == null) {
+            tokenChunks++;
             if (first === 0) first = at;
             last = at;
         }
     }
-    // llama-server, measured by the same client, may not send usage: one chunk per token there.
-    return sample(tokens > 0 ? tokens : textChunks, start, first, last);
+    // llama-server may not report usage: one chunk per token there.
+    return sample(tokens > 0 ? tokens : tokenChunks, start, first, last);
 }
 
 /**

@@ -143,7 +143,9 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
     const words = ["the", "little", "dog", "went", "to", "park", "and", "saw", "a", "big", "tree"];
     const measured = [server.url, ...reference == null ? [] : [reference.url]].map((url) => ({url, decode: [] as number[], ttft: [] as number[], prefill: [] as number[], streams: [] as number[]}));
     try {
-        for (const target of measured) await decodeOverSse(target.url, {prompt: "Once upon a time", maxTokens: 8});
+        // A few requests first: Node's JIT warms up on them (llama-server's C++ needs none).
+        for (const target of measured)
+            for (let warmUp = 0; warmUp < 3; warmUp++) await decodeOverSse(target.url, {prompt: `w${warmUp} Once upon a time`, maxTokens: 16});
         for (let run = 0; run < options.runs; run++) {
             // Each figure on both servers back to back, so drift on this shared machine hits both alike.
             for (const target of measured) {

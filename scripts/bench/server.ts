@@ -1,4 +1,5 @@
 import {spawn, type ChildProcess} from "node:child_process";
+import {existsSync} from "node:fs";
 import path from "node:path";
 import {createInterface} from "node:readline";
 import {fileURLToPath} from "node:url";
@@ -21,7 +22,11 @@ export interface BenchServer {
  * `serve` on the CPU it runs with one libuv pool thread (src/cli/single-pool.ts) unless `env` says otherwise.
  */
 export async function startBenchServer(options: ServerProcessOptions, env: Record<string, string> = {}): Promise<BenchServer> {
-    const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", path.join(here, "server-process.ts"), JSON.stringify(options)], {
+    // The compiled server, as `npm start` runs it (`npm run bench` builds first); tsx's loader
+    // thread alone holds ~35 MiB, which users do not pay.
+    const compiled = path.resolve(here, "../../dist/scripts/bench/server-process.js");
+    const command = existsSync(compiled) ? [compiled] : ["--import", "tsx", path.join(here, "server-process.ts")];
+    const child: ChildProcess = spawn(process.execPath, [...command, JSON.stringify(options)], {
         cwd: path.resolve(here, "../.."),
         env: {...process.env, UV_THREADPOOL_SIZE: "1", ...env},
         stdio: ["ignore", "pipe", "inherit"]

@@ -10,6 +10,7 @@ import {loadSettings} from "../config/load.js";
 import {createLogger} from "../logger.js";
 import {createLlamaCppBackend} from "./serve.js";
 import {gpuSupported, singlePoolReason} from "./single-pool.js";
+import {loadDecodeLoopAddon} from "../backends/llama-cpp/native-loop/addon.js";
 import type {Settings} from "../config/schema.js";
 import {formatBytes, listModelFiles} from "../models/registry.js";
 
@@ -32,6 +33,8 @@ export interface DoctorReport {
     threads: {threads: number; reason: string; forModel?: string};
     /** libuv pool threads serve and chat decode with (node-llama-cpp runs each decode and sampling step as a pool job). */
     pool: {threads: number | "default"; reason: string};
+    /** Whether a lone stream decodes in edge-llm's native loop (compiled on first use) or node-llama-cpp's. */
+    decodeLoop: {kind: "native" | "binding"; reason: string};
     mlx: {available: boolean; reason: string};
     buildPresets: {name: string; fitsThisMachine: boolean; description: string}[];
 }
@@ -83,12 +86,21 @@ async function diagnose(flags: DoctorFlags): Promise<DoctorReport> {
             cpu: {cores: os.cpus().length, mathCores: llama.cpuMathCores, model: os.cpus()[0]?.model ?? "unknown"},
             threads: {...threads, ...(model == null ? {} : {forModel: path.basename(model)})},
             pool: await poolDecision(settings, record),
+            decodeLoop: await decodeLoopDecision(),
             mlx: {available: mlxProblem == null, reason: mlxProblem ?? `Apple Silicon: --backend mlx loads ${MLX_PACKAGE} if it is installed`},
             buildPresets: Object.entries(presets).map(([name, preset]) => ({name, fitsThisMachine: preset.platforms.includes(platform), description: preset.description}))
         };
     } finally {
         await backend.dispose();
     }
+}
+
+/** The native decode loop's addon here: compiled (now, if it was not yet) and loadable, or why not. */
+async function decodeLoopDecision(): Promise<DoctorReport["decodeLoop"]> {
+    const {status} = await loadDecodeLoopAddon();
+    return status.available
+        ? {kind: "native", reason: `${status.compiledNow ? `compiled now in ${status.compileMs} ms` : "compiled"}: ${status.file}; a stream alone on a model decodes in it`}
+        : {kind: "binding", reason: `node-llama-cpp's loop decodes every stream: ${status.reason}`};
 }
 
 /** What serve and chat do about libuv's pool here (src/cli/single-pool.ts). */
@@ -115,6 +127,7 @@ function render(report: DoctorReport): string {
         `cpu        ${report.cpu.model}, ${report.cpu.cores} logical cores, ${report.cpu.mathCores} for math`,
         `threads    ${report.threads.threads}${report.threads.forModel == null ? " (for a large model)" : ` for ${report.threads.forModel}`} — ${report.threads.reason}`,
         `pool       ${report.pool.threads === "default" ? "libuv's default (4)" : report.pool.threads} libuv thread${report.pool.threads === 1 ? "" : "s"} — ${report.pool.reason}`,
+        `decode     ${report.decodeLoop.kind === "native" ? "edge-llm's native loop" : "node-llama-cpp's loop"} — ${report.decodeLoop.reason}`,
         `mlx        ${report.mlx.available ? "available" : "not available"} — ${report.mlx.reason}`,
         "",
         "Local builds (npx tsx scripts/build-backend.ts <preset>):",

@@ -2,11 +2,17 @@ import {readFileSync} from "node:fs";
 import {fileURLToPath} from "node:url";
 import {Command, CommanderError} from "commander";
 import {SettingsError} from "../config/load.js";
-import {registerChat} from "./chat.js";
-import {registerDoctor} from "./doctor.js";
-import {registerModels} from "./models.js";
-import {registerPull} from "./pull.js";
-import {registerServe} from "./serve.js";
+import {relaunchServeEarly} from "./early-relaunch.js";
+
+// Before the commands' modules load: a parent that only waits for its relaunched child should not hold them.
+const relaunched = await relaunchServeEarly(process.argv);
+if (relaunched != null) process.exit(relaunched);
+
+const {registerChat} = await import("./chat.js");
+const {registerDoctor} = await import("./doctor.js");
+const {registerModels} = await import("./models.js");
+const {registerPull} = await import("./pull.js");
+const {registerServe} = await import("./serve.js");
 
 /**
  * The `edge-llm` program. Exit codes: 0 ok, 1 runtime failure (no model, model failed to

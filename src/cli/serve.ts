@@ -2,7 +2,7 @@ import path from "node:path";
 import type {Command} from "commander";
 import {startServer} from "../api/server.js";
 import type {LoadModelOptions} from "../backends/backend.js";
-import {maybeStartNativeBuild, runningBuild} from "../backends/llama-cpp/auto-native-build.js";
+import {loadableBuildRecord as loadableRecordFile, maybeStartNativeBuild, runningBuild} from "../backends/llama-cpp/auto-native-build.js";
 import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
 import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
 import {chooseWaitPolicy} from "../backends/llama-cpp/wait-policy.js";
@@ -101,9 +101,10 @@ async function serve(flags: ServeFlags) {
             maxBodyBytes: flags.maxBodyBytes, maxWsFrameBytes: flags.maxWsFrameBytes
         }
     });
+    // main.ts has relaunched with one pool thread before loading this module where that applies
+    // (early-relaunch.ts); settings given only to this function (tests) get the same treatment.
     const singlePool = await singlePoolReason(settings, await loadableBuildRecord(settings), gpuSupported);
     if (singlePool != null) {
-        // Before anything else runs: the child is the server.
         createLogger(settings.logLevel).debug(`relaunching with UV_THREADPOOL_SIZE=1: ${singlePool}`);
         process.exit(await relaunch({UV_THREADPOOL_SIZE: "1"}));
     }
@@ -286,8 +287,7 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
 /** llama.cpp, with the local build scripts/build-backend.ts recorded when there is one (and its OpenMP wait policy). */
 /** The recorded local build, unless a build is running (node-llama-cpp would wait on its lock; the prebuilt binary decodes then). */
 export async function loadableBuildRecord(settings: Settings) {
-    const recordFile = path.resolve(settings.nativeBuildRecord);
-    return await runningBuild(recordFile) != null ? undefined : await readBuildRecord(recordFile);
+    return await loadableRecordFile(path.resolve(settings.nativeBuildRecord));
 }
 
 export async function createLlamaCppBackend(settings: Settings, logger: Logger) {

@@ -2,10 +2,10 @@ import {spawn} from "node:child_process";
 import os from "node:os";
 import type {NativeBuildRecord} from "../backends/llama-cpp/native-build.js";
 import type {Settings} from "../config/schema.js";
-import {getLlamaGpuTypes} from "node-llama-cpp";
 
 /** Whether node-llama-cpp would pick a GPU here (CUDA, Vulkan or Metal support found; ~10 ms). */
 export async function gpuSupported(): Promise<boolean> {
+    const {getLlamaGpuTypes} = await import("node-llama-cpp");
     return (await getLlamaGpuTypes("supported")).some((type) => type !== false);
 }
 

@@ -153,3 +153,9 @@ function watchProgress(logFile: string, pid: number, log: (message: string) => v
     }, 30_000);
     timer.unref();
 }
+
+/** The recorded local build to load, unless a build is running right now (node-llama-cpp would wait for it). */
+export async function loadableBuildRecord(recordFile: string) {
+    const {readBuildRecord} = await import("./native-build.js");
+    return await runningBuild(recordFile) != null ? undefined : await readBuildRecord(recordFile);
+}

@@ -139,6 +139,12 @@ export class NativeDecodeLoop {
         const startPosition = internals._nextTokenIndex;
         let position = startPosition;
         let yielded = 0;
+        /** The next queued token, counted as taken (so the loop may run on). */
+        const take = () => {
+            this.addon.consumed(this.handle, 1);
+            yielded++;
+            return queue.shift()!;
+        };
         let finished = false;
         let running: Promise<DecodeLoopRunResult> | undefined;
         let preventDisposal: {dispose(): void} | undefined;
@@ -218,10 +224,7 @@ export class NativeDecodeLoop {
                 while (result == null || emitted.length < before + result.emitted) {
                     if (failure != null) break;
                     if (queue.length > 0) {
-                        const token = queue.shift()!;
-                        this.addon.consumed(this.handle, 1);
-                        yielded++;
-                        yield token;
+                        yield take();
                         continue;
                     }
                     await new Promise<void>((resolve) => wake = resolve);
@@ -245,22 +248,14 @@ export class NativeDecodeLoop {
                     end = {reason: "handover", pending: next};
                 } else {
                     // "slice" or "backpressure": hand over what is queued, then run on.
-                    while (queue.length > 0 && !options.contention.contended) {
-                        const token = queue.shift()!;
-                        this.addon.consumed(this.handle, 1);
-                        yielded++;
-                        yield token;
-                    }
+                    while (queue.length > 0 && !options.contention.contended)
+                        yield take();
                 }
             }
             // Everything decoded stays; the context is free for the others before the rest is handed over.
             settle(position - startPosition);
-            while (queue.length > 0) {
-                const token = queue.shift()!;
-                this.addon.consumed(this.handle, 1);
-                yielded++;
-                yield token;
-            }
+            while (queue.length > 0)
+                yield take();
             this.stats.tokens += emitted.length;
             finished = true;
             return end;
