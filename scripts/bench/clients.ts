@@ -31,6 +31,7 @@ export async function decodeOverSse(url: string, job: DecodeJob): Promise<Decode
     let tokens = 0;
     let tokenChunks = 0;
     for await (const {chunk, at} of sseChunks(response)) {
+        if (chunk.error != null) throw new Error(`the stream ended in an error: ${chunk.error.message ?? JSON.stringify(chunk.error)}`);
         if (chunk.usage != null) tokens = chunk.usage.completion_tokens;
         const choice = chunk.choices?.[0];
         // edge-llm sends text (several tokens per chunk when they come fast); llama-server sends a

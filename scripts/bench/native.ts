@@ -58,8 +58,8 @@ export interface NativeBenchReport {
         /** Which loop decoded a lone stream (/props runtime.decode_loop). */
         decodeLoop?: string;
     };
-    /** llama.cpp's llama-server from the same source, same settings, same client, runs interleaved with edge-llm's. */
-    llamaServer?: ServerFigures;
+    /** llama.cpp's llama-server from the same source, same settings, same client, runs interleaved with edge-llm's (or why it could not be compared). */
+    llamaServer?: ServerFigures | {failed: string};
 }
 
 export interface ServerFigures {
@@ -141,30 +141,45 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
     }) : undefined;
     if (reference != null) log("llama.cpp's llama-server over SSE, interleaved");
     const words = ["the", "little", "dog", "went", "to", "park", "and", "saw", "a", "big", "tree"];
-    const measured = [server.url, ...reference == null ? [] : [reference.url]].map((url) => ({url, decode: [] as number[], ttft: [] as number[], prefill: [] as number[], streams: [] as number[]}));
+    const measured = [server.url, ...reference == null ? [] : [reference.url]].map((url) => ({url, decode: [] as number[], ttft: [] as number[], prefill: [] as number[], streams: [] as number[], failed: undefined as string | undefined}));
+    // llama-server gives up on some synthetic models' nonsense ("does not match the expected
+    // Content-only format"): from then on it is not compared, and the report says why.
+    const each = async (work: (target: typeof measured[number]) => Promise<void>) => {
+        for (const target of measured) {
+            if (target.failed != null) continue;
+            if (target === measured[0]) {
+                await work(target);
+                continue;
+            }
+            await work(target).catch((error: unknown) => {
+                target.failed = (error as Error).message;
+                log(`llama-server not compared: ${target.failed}`);
+            });
+        }
+    };
     try {
         // A few requests first: Node's JIT warms up on them (llama-server's C++ needs none).
-        for (const target of measured)
-            for (let warmUp = 0; warmUp < 3; warmUp++) await decodeOverSse(target.url, {prompt: `w${warmUp} Once upon a time`, maxTokens: 16});
+        for (let warmUp = 0; warmUp < 3; warmUp++)
+            await each(async (target) => void await decodeOverSse(target.url, {prompt: `w${warmUp} Once upon a time`, maxTokens: 16}));
         for (let run = 0; run < options.runs; run++) {
             // Each figure on both servers back to back, so drift on this shared machine hits both alike.
-            for (const target of measured) {
+            await each(async (target) => {
                 const sample = await decodeOverSse(target.url, {prompt: `${run} Once upon a time`, maxTokens: options.tokens});
                 target.decode.push(sample.tokensPerSecond);
                 target.ttft.push(sample.ttftMs);
-            }
+            });
             const prompt = `p${run} ` + Array.from({length: options.promptTokens}, (_, index) => words[index % words.length]).join(" ");
-            for (const target of measured) {
+            await each(async (target) => {
                 const counted = await (await fetch(`${target.url}/tokenize`, {method: "POST", body: JSON.stringify({content: prompt, add_special: true})})).json() as {tokens: number[]};
                 const sample = await decodeOverSse(target.url, {prompt, maxTokens: 1});
                 target.prefill.push(counted.tokens.length / (sample.ttftMs / 1000));
-            }
-            for (const target of measured) {
+            });
+            await each(async (target) => {
                 const streamsStart = performance.now();
                 const samples = await Promise.all(Array.from({length: options.streams}, (_, index) =>
                     decodeOverSse(target.url, {prompt: `${run}-${index} Once upon a time`, maxTokens: options.tokens})));
                 target.streams.push(samples.reduce((sum, sample) => sum + sample.tokens, 0) / ((performance.now() - streamsStart) / 1000));
-            }
+            });
         }
     } finally {
         await server.stop();
@@ -189,7 +204,7 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
             ...props.runtime.decode_loop == null ? {} : {decodeLoop: props.runtime.decode_loop.kind},
             ...figures(measured[0]!)
         },
-        ...(measured[1] == null ? {} : {llamaServer: figures(measured[1])})
+        ...(measured[1] == null ? {} : {llamaServer: measured[1].failed != null ? {failed: measured[1].failed} : figures(measured[1])})
     };
 }
 
@@ -256,6 +271,7 @@ ${report.llamaBench == null ? "llama.cpp's llama-bench: not built here (npx tsx 
 edge-llm's server as \`serve\` runs it here (${server.binary} binary${server.binary === "native" ? `, wait policy ${server.policy}, one libuv pool thread` : ""}, ${server.threads ?? report.threads} thread(s), flash attention ${server.flashAttention ? "on" : "off"}${server.decodeLoop == null ? "" : `, ${server.decodeLoop === "native" ? "native decode loop" : "node-llama-cpp's decode loop"}`}${server.settingsReason == null ? "" : `: ${server.settingsReason}`}), over SSE:
 **${f0(server.decodeTokensPerSecond)} tok/s** decode (one stream)${report.llamaBench == null ? "" : `, ${pct(server.decodeTokensPerSecond, report.llamaBench.decodeTokensPerSecond)} of llama-bench`}, **${f0(server.prefillTokensPerSecond)} tok/s** prefill,
 **${f0(server.streamsTokensPerSecond)} tok/s** aggregate over ${server.streams} concurrent streams${server.ttftMs == null ? "" : `, time to first token ${server.ttftMs.toFixed(1)} ms`}.
-${report.llamaServer == null ? "llama.cpp's llama-server: not built here (scripts/build-llama-tools.ts builds it)." : renderLlamaServer(server, report.llamaServer)}
+${report.llamaServer == null ? "llama.cpp's llama-server: not built here (scripts/build-llama-tools.ts builds it)."
+        : "failed" in report.llamaServer ? `llama.cpp's llama-server, same settings: not compared — ${report.llamaServer.failed}.` : renderLlamaServer(server, report.llamaServer)}
 ${report.bars == null ? "" : `${report.bars}\n`}`;
 }

@@ -76,7 +76,7 @@ ${row("server, WebSocket (/v1/ws)", "ws")}
 
 Decode rate = (tokens − 1) / (time of last token − time of first token), so prompt processing is not in it. TTFT for the server paths includes the HTTP request or WS frame, validation, tokenization and queueing.
 
-Bars on this machine from llama.cpp's own tools (measured separately, see the issue tracker): llama-bench 3,400 tok/s at 1 thread; llama-server ~1,850 tok/s per stream over SSE, TTFT ~4 ms.
+The server decodes a lone stream in edge-llm's native decode loop (docs/architecture.md); raw node-llama-cpp is node-llama-cpp's own loop, which is why the server is faster than "raw". llama.cpp's own llama-bench and llama-server, measured in the same run: "Binary and OpenMP wait policy" below.
 
 Raw samples (tok/s): ${r.raw.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
 Raw with node-llama-cpp's defaults (tok/s): ${r.rawDefaults.samples.map((sample) => sample.tokensPerSecond.toFixed(0)).join(", ")}
