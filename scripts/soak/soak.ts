@@ -32,6 +32,8 @@ export interface SoakInterval {
     rssMaxBytes: number;
     /** V8 heap in use: tells a JS leak (grows with RSS) from native memory (RSS alone). */
     heapUsedBytes: number;
+    /** V8 heap committed (in use and free): RSS minus this is memory outside V8's heap. */
+    heapTotalBytes: number;
     ttftP50Ms: number;
     ttftP99Ms: number;
 }
@@ -159,7 +161,7 @@ class SoakRun {
         });
     }
 
-    async memory(): Promise<{rss: number; heapUsed: number}> {
+    async memory(): Promise<{rss: number; heapUsed: number; heapTotal: number}> {
         const response = await fetch(`${this.url}/metrics`, {headers: this.headers()});
         const text = await response.text();
         const read = (name: string) => {
@@ -167,7 +169,7 @@ class SoakRun {
             if (match == null) throw new Error(`no ${name} in /metrics`);
             return Number(match[1]);
         };
-        return {rss: read("edge_llm_process_resident_memory_bytes"), heapUsed: read("edge_llm_nodejs_heap_size_used_bytes")};
+        return {rss: read("edge_llm_process_resident_memory_bytes"), heapUsed: read("edge_llm_nodejs_heap_size_used_bytes"), heapTotal: read("edge_llm_nodejs_heap_size_total_bytes")};
     }
 }
 
@@ -201,6 +203,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const intervals: SoakInterval[] = [];
     let rssSamples: number[] = [];
     let lastHeap = 0;
+    let lastHeapTotal = 0;
     let rssAfterWarmup = 0;
     let lastRequests = 0;
     let lastErrors = 0;
@@ -208,6 +211,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         const memory = await run.memory();
         rssSamples.push(memory.rss);
         lastHeap = memory.heapUsed;
+        lastHeapTotal = memory.heapTotal;
     };
     const sampler = (async () => {
         await sampleMemory();
@@ -227,6 +231,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
                 rssBytes: Math.round(rssSamples.reduce((sum, value) => sum + value, 0) / rssSamples.length),
                 rssMaxBytes: Math.max(...rssSamples),
                 heapUsedBytes: lastHeap,
+                heapTotalBytes: lastHeapTotal,
                 ttftP50Ms: Math.round(percentile(ttfts, 50) * 10) / 10,
                 ttftP99Ms: Math.round(percentile(ttfts, 99) * 10) / 10
             };

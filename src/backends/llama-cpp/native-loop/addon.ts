@@ -94,13 +94,21 @@ function includeDirs(): {dirs: string[]; nodeLlamaCppVersion: string} {
     } catch {
         // Node's own headers (official builds ship include/node) will do.
     }
-    const llamaCpp = path.join(nodeLlamaCpp, "llama", "llama.cpp");
     const version = (JSON.parse(readFileSync(nodeLlamaCppPackage, "utf8")) as {version: string}).version;
-    return {
-        dirs: [addonApi, nodeApi, path.join(nodeLlamaCpp, "llama", "addon"), path.join(llamaCpp, "include"), path.join(llamaCpp, "ggml", "include")],
-        nodeLlamaCppVersion: version
-    };
+    // node-llama-cpp's own llama.cpp checkout exists only after a local source build; otherwise
+    // the headers of the release 3.21.1 bundles, kept beside the loop's source.
+    const llamaCpp = path.join(nodeLlamaCpp, "llama", "llama.cpp");
+    let llamaHeaders = [path.join(llamaCpp, "include"), path.join(llamaCpp, "ggml", "include")];
+    if (!existsSync(path.join(llamaCpp, "include", "llama.h"))) {
+        if (version !== VENDORED_HEADERS_FOR)
+            throw new Error(`node-llama-cpp ${version} ships no llama.cpp headers and the ones kept here are for ${VENDORED_HEADERS_FOR}`);
+        llamaHeaders = [path.join(path.dirname(decodeLoopSource()), "llama.cpp-headers")];
+    }
+    return {dirs: [addonApi, nodeApi, path.join(nodeLlamaCpp, "llama", "addon"), ...llamaHeaders], nodeLlamaCppVersion: version};
 }
+
+/** The node-llama-cpp version whose bundled llama.cpp headers native/decode-loop/llama.cpp-headers holds. */
+const VENDORED_HEADERS_FOR = "3.21.1";
 
 /** Where compiled addons are cached: EDGE_LLM_NATIVE_CACHE, else node_modules/.cache/edge-llm. */
 export function decodeLoopCacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -139,7 +147,7 @@ async function loadOrCompile(env: NodeJS.ProcessEnv): Promise<{addon?: DecodeLoo
     const compiler = env.CXX != null && env.CXX !== "" ? env.CXX : "c++";
     const key = createHash("sha256")
         .update(await readFile(source))
-        .update(`${nodeLlamaCppVersion}|${process.platform}-${process.arch}|${compiler}|${compileArgs("", "", []).join(" ")}`)
+        .update(`${nodeLlamaCppVersion}|${process.platform}-${process.arch}|${compiler}|${compileArgs("", "", dirs).join(" ")}`)
         .digest("hex").slice(0, 16);
     const file = path.join(decodeLoopCacheDir(env), `decode-loop-${key}.node`);
     let compiledNow = false;
