@@ -2,10 +2,10 @@ import {readFileSync} from "node:fs";
 import {fileURLToPath} from "node:url";
 import {Command, CommanderError} from "commander";
 import {SettingsError} from "../config/load.js";
-import {relaunchServeEarly} from "./early-relaunch.js";
+import {relaunchEarly} from "./early-relaunch.js";
 
 // Before the commands' modules load: a parent that only waits for its relaunched child should not hold them.
-const relaunched = await relaunchServeEarly(process.argv);
+const relaunched = await relaunchEarly(process.argv);
 if (relaunched != null) process.exit(relaunched);
 
 const {registerChat} = await import("./chat.js");
