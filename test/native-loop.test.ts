@@ -146,6 +146,18 @@ describe("native decode loop", () => {
         });
     }, 10_000);
 
+    it("hands each run's tokens to its own stream, however quickly the next one starts (a late wake-up once fed them to the finished one)", async () => {
+        await withContext(1, async (context, loop) => {
+            const native = new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop});
+            let expected: number[] | undefined;
+            for (let round = 0; round < 60; round++) {
+                const tokens = await collect(native, prompt(), {sampling: {temperature: 0}, maxTokens: 4});
+                expected ??= tokens;
+                expect(tokens).toEqual(expected);
+            }
+        });
+    }, 15_000);
+
     it("hands a running stream over to node-llama-cpp's batches when a second stream starts, and takes it back when that one ends", async () => {
         await withContext(2, async (context, loop, gatherer) => {
             const a = new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop, gatherer});

@@ -122,12 +122,21 @@ const char* reasonName(StopReason reason) {
 
 struct Loop;
 
+// Sampled tokens on their way to JavaScript. One per run, owned by the run's thread-safe function
+// and freed when that is finalized: a wake-up still queued from an earlier run must not hand this
+// run's tokens to the earlier run's callback (a stream then waited for ever for tokens it never got).
+struct Outbox {
+    std::mutex mutex;
+    std::vector<llama_token> tokens;
+};
+
 struct Run {
     Loop* loop = nullptr;
     napi_ref handle = nullptr;  // keeps the loop alive until Complete
     napi_async_work work = nullptr;
     napi_deferred deferred = nullptr;
     napi_threadsafe_function onToken = nullptr;
+    Outbox* outbox = nullptr;
     llama_seq_id sequence = 0;
     llama_pos position = 0;
     llama_token input = 0;
@@ -151,9 +160,6 @@ struct Loop {
     std::atomic<bool> stopRequested{false};
     // Tokens handed to JavaScript that it has not taken yet; the loop pauses above the run's limit.
     std::atomic<int32_t> unconsumed{0};
-    // Sampled tokens on their way to JavaScript, taken by CallOnToken.
-    std::mutex outboxMutex;
-    std::vector<llama_token> outbox;
 };
 
 napi_value throwError(napi_env env, const std::string& message) {
@@ -276,14 +282,18 @@ napi_value Configure(napi_env env, napi_callback_info info) {
     return nullptr;
 }
 
-// Runs on the JavaScript thread: hands everything in the outbox over as one array.
+void FinalizeOutbox(napi_env, void* data, void*) {
+    delete static_cast<Outbox*>(data);
+}
+
+// Runs on the JavaScript thread: hands everything in the run's outbox over as one array.
 void CallOnToken(napi_env env, napi_value callback, void* context, void*) {
     if (env == nullptr) return;
-    auto* loop = static_cast<Loop*>(context);
+    auto* outbox = static_cast<Outbox*>(context);
     std::vector<llama_token> tokens;
     {
-        std::lock_guard<std::mutex> lock(loop->outboxMutex);
-        tokens.swap(loop->outbox);
+        std::lock_guard<std::mutex> lock(outbox->mutex);
+        tokens.swap(outbox->tokens);
     }
     if (tokens.empty()) return;
     napi_value array, value, undefined;
@@ -338,8 +348,8 @@ void Execute(napi_env, void* data) {
         if (api.vocab_is_eog(loop->vocab, next)) { run->reason = StopReason::EndOfGeneration; break; }
         loop->unconsumed.fetch_add(1, std::memory_order_relaxed);
         {
-            std::lock_guard<std::mutex> lock(loop->outboxMutex);
-            loop->outbox.push_back(next);
+            std::lock_guard<std::mutex> lock(run->outbox->mutex);
+            run->outbox->tokens.push_back(next);
         }
         run->emitted++;
         input = next;
@@ -415,7 +425,12 @@ napi_value RunLoop(napi_env env, napi_callback_info info) {
     napi_value promise, name;
     CHECK(napi_create_promise(env, &run->deferred, &promise));
     CHECK(napi_create_string_utf8(env, "edge-llm decode loop", NAPI_AUTO_LENGTH, &name));
-    CHECK(napi_create_threadsafe_function(env, argv[2], nullptr, name, 0, 1, nullptr, nullptr, loop, CallOnToken, &run->onToken));
+    run->outbox = new Outbox();
+    if (napi_create_threadsafe_function(env, argv[2], nullptr, name, 0, 1, run->outbox, FinalizeOutbox, run->outbox, CallOnToken, &run->onToken) != napi_ok) {
+        delete run->outbox;
+        delete run;
+        return throwError(env, "cannot create the token callback");
+    }
     CHECK(napi_create_async_work(env, nullptr, name, Execute, Complete, run, &run->work));
     CHECK(napi_create_reference(env, argv[0], 1, &run->handle));
     loop->stopRequested.store(false);
