@@ -2,7 +2,7 @@ import {getLlama, type Llama, type LlamaContext, type LlamaModel} from "node-lla
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {BatchGatherer} from "../src/backends/llama-cpp/batch-gather.js";
 import {loadDecodeLoopAddon, type DecodeLoopAddon} from "../src/backends/llama-cpp/native-loop/addon.js";
-import {NativeDecodeLoop} from "../src/backends/llama-cpp/native-loop/decode-loop.js";
+import {NativeDecodeLoop, NO_CONTENTION} from "../src/backends/llama-cpp/native-loop/decode-loop.js";
 import {LlamaCppSequence} from "../src/backends/llama-cpp/sequence.js";
 import type {SequenceGenerateOptions} from "../src/backends/backend.js";
 import {testModelPath} from "./helpers/model.js";
@@ -65,7 +65,7 @@ describe("native decode loop", () => {
             await native.truncate(0);
             await sequence.evaluateWithoutGeneratingNewTokens(prompt().slice(0, -1));
             const sampled: number[] = [];
-            for await (const token of loop.generate(sequence, prompt().at(-1)!, {sampling, maxTokens: 150, contention: {contended: false, onContention: () => () => {}}, truncate: async () => {}}))
+            for await (const token of loop.generate(sequence, prompt().at(-1)!, {sampling, maxTokens: 150, contention: NO_CONTENTION, truncate: async () => {}}))
                 sampled.push(token);
             return {greedy, sampled};
         });

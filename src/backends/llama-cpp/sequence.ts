@@ -103,7 +103,7 @@ export class LlamaCppSequence implements BackendSequence {
                     input = input.slice(-1);
                 }
                 const steps = native.generate(this.sequence, input[0]!, {
-                    sampling: nativeSampling(sampling), maxTokens: limit - produced, contention,
+                    sampling: nativeSampling(options, sampling.seed), maxTokens: limit - produced, contention,
                     truncate: (length) => this.truncate(length)
                 });
                 let end;
@@ -271,15 +271,12 @@ export class LlamaCppSequence implements BackendSequence {
     }
 }
 
-/** The native loop's sampler: node-llama-cpp's chain with the same settings and defaults. */
-function nativeSampling(sampling: SamplingOptions) {
+/** The native loop's sampler: node-llama-cpp's chain with the options its own loop gets. */
+function nativeSampling(options: SequenceEvaluateOptions, seed: number | undefined) {
     return {
-        temperature: effectiveTemperature(sampling.temperature),
-        topK: sampling.topK,
-        topP: sampling.topP,
-        minP: sampling.minP,
+        temperature: options.temperature, topK: options.topK, topP: options.topP, minP: options.minP,
         // As node-llama-cpp reads it (a uint32); it seeds an unseeded request from the clock, a random seed is no less random.
-        seed: sampling.seed == null ? Math.floor(Math.random() * 2 ** 32) : Math.max(0, Math.floor(sampling.seed)) % 2 ** 32
+        seed: seed == null ? Math.floor(Math.random() * 2 ** 32) : Math.max(0, Math.floor(seed)) % 2 ** 32
     };
 }
 
