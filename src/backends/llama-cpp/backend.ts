@@ -49,6 +49,8 @@ export interface LlamaBuildInfo {
 /** llama.cpp through node-llama-cpp's prebuilt (or locally built) binaries. */
 export class LlamaCppBackend implements Backend {
     readonly name = "llama.cpp";
+    /** Models loaded and not yet disposed: while there are any, a load must not block the event loop for long. */
+    private liveModels = 0;
 
     private constructor(
         readonly llama: Llama,
@@ -196,7 +198,10 @@ export class LlamaCppBackend implements Backend {
             if (draft != null) description.draftModel = path.resolve(options.draftPath!);
             const nativeLoop = await this.attachNativeLoop(context);
             description.decodeLoop = nativeLoop.description;
-            const loaded = new LlamaCppModel(description, model, context, this.grammars, await resolveChatWrapperOffThread(model, options.path), draft, options.speculationTuning, nativeLoop.loop);
+            const chatWrapper = await resolveChatWrapperOffThread(model, options.path, {othersLoaded: this.liveModels > 0});
+            const loaded = new LlamaCppModel(description, model, context, this.grammars, chatWrapper, draft, options.speculationTuning, nativeLoop.loop);
+            this.liveModels++;
+            model.onDispose.createListener(() => this.liveModels--);
             description.chatTemplate = loaded.chatTemplateName;
             return loaded;
         } catch (error) {

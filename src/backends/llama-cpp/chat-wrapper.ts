@@ -9,10 +9,14 @@ type ChatWrapperType = keyof typeof chatWrappers;
 /**
  * Telling which chat format a GGUF's Jinja template is (node-llama-cpp renders it against every
  * format it knows) takes ~0.6–0.8 s of synchronous JS for a model with a template: on the event
- * loop that would stall every other stream while a second model loads. So the format is found in
- * a worker thread, and only built (≤ 15 ms) here.
+ * loop that would stall every other stream while a second model loads. So, while other models
+ * are loaded (`othersLoaded`), the format is found in a worker thread and only built (≤ 15 ms)
+ * here. The first model is resolved on this thread: no stream can be waiting yet, and a worker
+ * (its own V8 heap and node-llama-cpp's modules) beside the freshly loaded weights raised the
+ * process's peak RSS by ~50 MiB (1B Q4_0 model, measured).
  */
-export async function resolveChatWrapperOffThread(model: LlamaModel, file: string): Promise<ChatWrapper> {
+export async function resolveChatWrapperOffThread(model: LlamaModel, file: string, {othersLoaded}: {othersLoaded: boolean}): Promise<ChatWrapper> {
+    if (!othersLoaded) return resolveChatWrapper(model);
     const type = await detectChatWrapperType(file, model.tokens.bosString ?? null, model.fileInfo.metadata?.tokenizer?.chat_template != null)
         .catch(() => undefined);
     const options = {bosString: model.tokens.bosString, filename: model.filename, fileInfo: model.fileInfo, tokenizer: model.tokenizer};
