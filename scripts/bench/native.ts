@@ -58,6 +58,11 @@ export interface NativeBenchReport {
         /** Which loop decoded a lone stream (/props runtime.decode_loop). */
         decodeLoop?: string;
     };
+    /**
+     * llama-bench at the server's own settings (threads, flash attention, wait policy), one run
+     * between each of the server's runs: tg at the same token count, pp at the prompt's tokens.
+     */
+    llamaBenchInterleaved?: {decodeTokensPerSecond: number; prefillTokensPerSecond: number; promptTokens: number};
     /** llama.cpp's llama-server from the same source, same settings, same client, runs interleaved with edge-llm's (or why it could not be compared). */
     llamaServer?: ServerFigures | {failed: string};
 }
@@ -157,22 +162,41 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
             });
         }
     };
+    const interleaved = {decode: [] as number[], prefill: [] as number[]};
+    let promptTokens = 0;
     try {
-        // A few requests first: Node's JIT warms up on them (llama-server's C++ needs none).
-        for (let warmUp = 0; warmUp < 3; warmUp++)
-            await each(async (target) => void await decodeOverSse(target.url, {prompt: `w${warmUp} Once upon a time`, maxTokens: 16}));
+        // Warm-up: Node's JIT compiles the streaming path on the other core for the first thousands
+        // of tokens (a small model streams 20% slower meanwhile); llama-server's C++ needs none.
+        // At least 3 full-length requests, and 2 s.
+        const warmUpStart = performance.now();
+        for (let warmUp = 0; warmUp < 3 || performance.now() - warmUpStart < 2000; warmUp++)
+            await each(async (target) => void await decodeOverSse(target.url, {prompt: `w${warmUp} Once upon a time`, maxTokens: options.tokens}));
+        // The prefill prompt has llama-bench's pp length in this model's tokens (a run tag in front keeps every prompt new).
+        const promptFor = async (tag: string) => {
+            let text = tag;
+            for (let index = 0; ; index++) {
+                const counted = await (await fetch(`${server.url}/tokenize`, {method: "POST", body: JSON.stringify({content: text, add_special: true})})).json() as {tokens: number[]};
+                if (counted.tokens.length >= options.promptTokens) return {text, tokens: counted.tokens.length};
+                text += ` ${words[index % words.length]}`;
+            }
+        };
         for (let run = 0; run < options.runs; run++) {
+            if (existsSync(llamaBenchPath)) {
+                const once = await runLlamaBenchOnce(options, props.runtime.threads, props.runtime.flash_attention, env);
+                interleaved.decode.push(once.decodeTokensPerSecond);
+                interleaved.prefill.push(once.prefillTokensPerSecond);
+            }
             // Each figure on both servers back to back, so drift on this shared machine hits both alike.
             await each(async (target) => {
                 const sample = await decodeOverSse(target.url, {prompt: `${run} Once upon a time`, maxTokens: options.tokens});
                 target.decode.push(sample.tokensPerSecond);
                 target.ttft.push(sample.ttftMs);
             });
-            const prompt = `p${run} ` + Array.from({length: options.promptTokens}, (_, index) => words[index % words.length]).join(" ");
+            const prompt = await promptFor(`p${run}`);
+            promptTokens = prompt.tokens;
             await each(async (target) => {
-                const counted = await (await fetch(`${target.url}/tokenize`, {method: "POST", body: JSON.stringify({content: prompt, add_special: true})})).json() as {tokens: number[]};
-                const sample = await decodeOverSse(target.url, {prompt, maxTokens: 1});
-                target.prefill.push(counted.tokens.length / (sample.ttftMs / 1000));
+                const sample = await decodeOverSse(target.url, {prompt: prompt.text, maxTokens: 1});
+                target.prefill.push(prompt.tokens / (sample.ttftMs / 1000));
             });
             await each(async (target) => {
                 const streamsStart = performance.now();
@@ -198,6 +222,7 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
             : {native: {preset: usable.preset, cmakeOptions: usable.cmakeOptions, builtAt: usable.builtAt}}),
         rows,
         ...(llamaBench == null ? {} : {llamaBench}),
+        ...(interleaved.decode.length === 0 ? {} : {llamaBenchInterleaved: {decodeTokensPerSecond: median(interleaved.decode), prefillTokensPerSecond: median(interleaved.prefill), promptTokens}}),
         server: {
             binary: usable == null ? "prebuilt" : "native", policy: usable == null ? "-" : policy.policy,
             threads: props.runtime.threads, flashAttention: props.runtime.flash_attention, settingsReason: props.runtime.threads_reason,
@@ -205,6 +230,19 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
             ...figures(measured[0]!)
         },
         ...(measured[1] == null ? {} : {llamaServer: measured[1].failed != null ? {failed: measured[1].failed} : figures(measured[1])})
+    };
+}
+
+/** One llama-bench run (after its own warm-up) at the server's settings and wait policy, between the server's runs. */
+async function runLlamaBenchOnce(options: NativeBenchOptions, threads: number, flashAttention: boolean, env: Record<string, string>) {
+    const {stdout} = await promisify(execFile)(llamaBenchPath, [
+        "-m", options.model, "-t", String(threads), "-p", String(options.promptTokens), "-n", String(options.tokens),
+        "-r", "1", "-fa", flashAttention ? "on" : "off", "-o", "json"
+    ], {maxBuffer: 1 << 24, env: {...process.env, ...env}});
+    const tests = JSON.parse(stdout) as {n_prompt: number; n_gen: number; avg_ts: number}[];
+    return {
+        decodeTokensPerSecond: tests.find((test) => test.n_gen > 0 && test.n_prompt === 0)?.avg_ts ?? 0,
+        prefillTokensPerSecond: tests.find((test) => test.n_prompt > 0 && test.n_gen === 0)?.avg_ts ?? 0
     };
 }
 
@@ -247,6 +285,15 @@ function renderLlamaServer(server: ServerFigures, reference: ServerFigures) {
 `;
 }
 
+function renderInterleavedLlamaBench(server: ServerFigures, bench: NonNullable<NativeBenchReport["llamaBenchInterleaved"]>, tokens: number) {
+    return `
+| llama-bench at the server's settings, one run between each of the server's | edge-llm over SSE | llama-bench | edge-llm / llama-bench |
+| --- | ---: | ---: | ---: |
+| decode, tok/s (tg${tokens}) | ${f0(server.decodeTokensPerSecond)} | ${f0(bench.decodeTokensPerSecond)} | ${pct(server.decodeTokensPerSecond, bench.decodeTokensPerSecond)} |
+| prefill, tok/s (pp${bench.promptTokens}; the server's includes HTTP and tokenizing) | ${f0(server.prefillTokensPerSecond)} | ${f0(bench.prefillTokensPerSecond)} | ${pct(server.prefillTokensPerSecond, bench.prefillTokensPerSecond)} |
+`;
+}
+
 export function renderNative(report: NativeBenchReport, runs: number, tokens: number): string {
     const rows = report.rows.map((row) =>
         `| ${row.binary} | ${row.pool} | ${row.binary === "prebuilt" ? "(ggml threads)" : row.policy}${Object.keys(row.env).length > 0 ? ` \`${Object.entries(row.env).map(([key, value]) => `${key}=${value}`).join(" ")}\`` : ""} | ${row.flashAttention ? "on" : "off"} | ` +
@@ -269,8 +316,9 @@ ${report.llamaBench == null ? "llama.cpp's llama-bench: not built here (npx tsx 
         : `llama.cpp's own llama-bench, built from the same bundled source (native, OpenMP, build ${report.llamaBench.build}), in the same run, the faster of flash attention off and on: **${f0(report.llamaBench.decodeTokensPerSecond)} tok/s** decode (tg${tokens}), **${f0(report.llamaBench.prefillTokensPerSecond)} tok/s** prefill (pp128) (off / on: ${(report.llamaBench.byFlashAttention ?? []).map((entry) => `${f0(entry.decodeTokensPerSecond)} / `).join("").replace(/ \/ $/, "")} decode, ${(report.llamaBench.byFlashAttention ?? []).map((entry) => f0(entry.prefillTokensPerSecond)).join(" / ")} prefill).`}
 
 edge-llm's server as \`serve\` runs it here (${server.binary} binary${server.binary === "native" ? `, wait policy ${server.policy}, one libuv pool thread` : ""}, ${server.threads ?? report.threads} thread(s), flash attention ${server.flashAttention ? "on" : "off"}${server.decodeLoop == null ? "" : `, ${server.decodeLoop === "native" ? "native decode loop" : "node-llama-cpp's decode loop"}`}${server.settingsReason == null ? "" : `: ${server.settingsReason}`}), over SSE:
-**${f0(server.decodeTokensPerSecond)} tok/s** decode (one stream)${report.llamaBench == null ? "" : `, ${pct(server.decodeTokensPerSecond, report.llamaBench.decodeTokensPerSecond)} of llama-bench`}, **${f0(server.prefillTokensPerSecond)} tok/s** prefill,
+**${f0(server.decodeTokensPerSecond)} tok/s** decode (one stream)${report.llamaBench == null ? "" : `, ${pct(server.decodeTokensPerSecond, report.llamaBench.decodeTokensPerSecond)} of llama-bench's separate run`}, **${f0(server.prefillTokensPerSecond)} tok/s** prefill${report.llamaBenchInterleaved == null ? "" : ` (${report.llamaBenchInterleaved.promptTokens}-token prompts)`},
 **${f0(server.streamsTokensPerSecond)} tok/s** aggregate over ${server.streams} concurrent streams${server.ttftMs == null ? "" : `, time to first token ${server.ttftMs.toFixed(1)} ms`}.
+${report.llamaBenchInterleaved == null ? "" : renderInterleavedLlamaBench(server, report.llamaBenchInterleaved, tokens)}
 ${report.llamaServer == null ? "llama.cpp's llama-server: not built here (scripts/build-llama-tools.ts builds it)."
         : "failed" in report.llamaServer ? `llama.cpp's llama-server, same settings: not compared — ${report.llamaServer.failed}.` : renderLlamaServer(server, report.llamaServer)}
 ${report.bars == null ? "" : `${report.bars}\n`}`;
