@@ -307,8 +307,9 @@ Target: 4 streams ≥ 1.5× one stream. Running them one after another gives one
 
 **Memory.** Peak RSS of the server process ${memory.peakRssMiB} MiB against model ${memory.modelMiB} MiB + KV
 ${memory.kvMiB} MiB (all ${Math.max(...concurrency.map((entry) => entry.streams))} sequences) = ${memory.estimateMiB} MiB: ${memory.peakOverEstimate}× (target within 10%).
-The process held ${memory.baselineRssMiB} MiB before the model was loaded (Node, the compiled server's modules, llama.cpp's library);
-what the model and its context added at peak is ${memory.peakAboveBaselineOverEstimate}× the estimate${memory.runtimeEstimateMiB == null ? "" : `, and
+The process held ${memory.baselineRssMiB} MiB before the model was loaded (Node, the compiled server's modules, llama.cpp's library:
+${pct(memory.baselineRssMiB / memory.estimateMiB)} of the estimate on its own);
+what the model and its context added at peak is **${memory.peakAboveBaselineOverEstimate}×** the estimate (${memory.peakAboveBaselineOverEstimate <= 1.1 ? "within" : "not within"} 10%)${memory.runtimeEstimateMiB == null ? "" : `, and
 ${memory.peakAboveBaselineOverRuntimeEstimate}× the ${memory.runtimeEstimateMiB} MiB the runtime estimated before loading (weights, KV cache and llama.cpp's compute buffers, node-llama-cpp's estimate; its memory check uses it)`}.
 KV: ${memory.kvBytesPerToken} bytes per token, ${memory.kvMiBPerSession} MiB per active session (one full sequence).
 RSS growth from request ${Math.max(1, Math.floor(memory.requests / 10))} to request ${memory.requests}: ${memory.rssGrowthPercent}%.
