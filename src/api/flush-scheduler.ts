@@ -9,16 +9,6 @@
  * between go out in one write, which bounds syscalls and client wake-ups for very fast models
  * (slower than 1 token per `coalesceMs`, every token is written on its own).
  */
-/**
- * Streaming transports write at most this often (SSE events, WS delta frames). Below ~60 tokens/s
- * every token still goes out the moment it is made; faster, the text of 16 ms (one frame of a 60 Hz
- * display) shares a write. On a 2-core machine each write's syscall and the client's wake-up run on
- * the core beside the decode thread and slow it: stories260K streamed at 83% of llama-bench with
- * 4 ms, 86% with 8 ms and 95% with 16 ms (13 runs each, interleaved with llama-bench;
- * docs/performance.md §3).
- */
-export const STREAM_COALESCE_MS = 16;
-
 export class FlushScheduler {
     private scheduled = false;
     private backstop?: NodeJS.Timeout;

@@ -8,7 +8,6 @@ import {powerFrame} from "./protocol.js";
 import type {PowerView} from "../../power/status.js";
 import {type AccessControl, selectWsProtocol} from "../security/access.js";
 import {toOpenAIError} from "../openai/errors.js";
-import {STREAM_COALESCE_MS} from "../flush-scheduler.js";
 
 /** The one path that upgrades to the WebSocket API; every other upgrade gets a 404. */
 export const WS_PATH = "/v1/ws";
@@ -27,8 +26,8 @@ export interface WebSocketApiOptions {
     maxRequestsPerSocket?: number;
     /**
      * Deltas are written at most once per this many milliseconds per socket; what a request
-     * produces in between goes out as one frame. Only fast decoders (> ~60 tok/s) are affected.
-     * 0 = one frame per delta. Default `STREAM_COALESCE_MS` (16).
+     * produces in between goes out as one frame. Only fast decoders (> ~250 tok/s) are affected.
+     * 0 = one frame per delta. Default 4.
      */
     coalesceMs?: number;
     /** Interval of server pings; a socket that missed the previous pong is terminated. 0 = off. Default 30 s. */
@@ -45,7 +44,7 @@ export interface WebSocketApiOptions {
 const defaultWebSocketApiOptions = {
     maxBufferedBytes: 1024 * 1024,
     maxRequestsPerSocket: 32,
-    coalesceMs: STREAM_COALESCE_MS,
+    coalesceMs: 4,
     heartbeatMs: 30_000,
     closeGraceMs: 1000
 } satisfies Partial<Required<WebSocketApiOptions>>;
