@@ -1,3 +1,4 @@
+import {CPU_BATCH_SIZE} from "../../src/backends/llama-cpp/batch-size.js";
 import {getLlama, type LlamaContext, type LlamaModel, type Token} from "node-llama-cpp";
 import type {DecodeJob, DecodeSample} from "./clients.js";
 
@@ -9,7 +10,7 @@ export class RawDecoder {
     static async create(modelPath: string, threads: number, contextSize: number, flashAttention?: boolean) {
         const llama = await getLlama({gpu: false, build: "never", maxThreads: threads, logLevel: "error" as never});
         const model = await llama.loadModel({modelPath});
-        const context = await model.createContext({contextSize, sequences: 1, threads: {ideal: threads, min: 1}, flashAttention});
+        const context = await model.createContext({contextSize, sequences: 1, batchSize: CPU_BATCH_SIZE, threads: {ideal: threads, min: 1}, flashAttention});
         return new RawDecoder(model, context);
     }
 

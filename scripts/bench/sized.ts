@@ -7,6 +7,7 @@
  * - concurrency: aggregate decode of 1/2/4/8 streams through the server vs. raw sequences in one context;
  * - memory: the server's peak RSS against model + KV, and RSS growth across 100 requests.
  */
+import {CPU_BATCH_SIZE} from "../../src/backends/llama-cpp/batch-size.js";
 import {readFile, mkdtemp, rm, stat} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -68,11 +69,13 @@ export async function runSizedBench(options: SizedBenchOptions, log: (message: s
     const threads = await benchThreads(model, runs, tokens);
     const chosen = threads.autotuned;
 
+    const peak = async (phase: string) => log(`  server peak RSS after ${phase}: ${((await readRss(server.pid)).peak / 2 ** 20).toFixed(0)} MiB`);
     log(`decode and prefill: raw vs SSE vs WS at ${chosen.threads} thread(s), flash attention ${chosen.flashAttention ? "on" : "off"}`);
     const parallel = Math.max(...options.streams);
     const serverOptions = {model, threads: chosen.threads, flashAttention: chosen.flashAttention ? "on" as const : "off" as const, contextSize};
     const server = await startBenchServer({...serverOptions, parallel});
     const socket = await openSocket(server.url);
+    await peak("loading");
     const raw = await RawDecoder.create(model, chosen.threads, contextSize, chosen.flashAttention);
     const job: DecodeJob = {prompt: "Once upon a time", maxTokens: tokens};
     const decodes = {raw: [] as {rate: number; ttft: number}[], sse: [] as {rate: number; ttft: number}[], ws: [] as {rate: number; ttft: number}[]};
@@ -112,6 +115,7 @@ export async function runSizedBench(options: SizedBenchOptions, log: (message: s
         ...Object.fromEntries((["raw", "sse", "ws"] as const).map((name) => [name, {tokensPerSecond: r1(median(prefills[name])), ratioToRaw: r3(median(prefills[name]) / rawPrefill)}]))
     } as SizedBenchReport["prefill"];
 
+    await peak("loading, decode and prefill");
     log(`concurrency: ${options.streams.join("/")} streams, server vs raw sequences in one context`);
     const concurrency: SizedBenchReport["concurrency"] = [];
     const rawBatch = await RawBatch.create(model, chosen.threads, contextSize, parallel, chosen.flashAttention);
@@ -142,6 +146,7 @@ export async function runSizedBench(options: SizedBenchOptions, log: (message: s
     const single = concurrency.find((entry) => entry.streams === 1)?.serverTokensPerSecond ?? concurrency[0]!.serverTokensPerSecond;
     for (const entry of concurrency) entry.scalingVsOneStream = r3(entry.serverTokensPerSecond / single);
 
+    await peak("concurrency");
     log(`memory: ${options.leakRequests} requests, peak RSS against model + KV`);
     let memory: SizedBenchReport["memory"];
     try {
@@ -231,7 +236,7 @@ class RawBatch {
     static async create(modelPath: string, threads: number, contextSize: number, sequences: number, flashAttention: boolean) {
         const llama = await getLlama({gpu: false, build: "never", maxThreads: threads, logLevel: "error" as never});
         const model = await llama.loadModel({modelPath});
-        const context = await model.createContext({contextSize, sequences, threads: {ideal: threads, min: 1}, flashAttention});
+        const context = await model.createContext({contextSize, sequences, batchSize: CPU_BATCH_SIZE, threads: {ideal: threads, min: 1}, flashAttention});
         return new RawBatch(model, context);
     }
 

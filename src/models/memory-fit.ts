@@ -95,6 +95,8 @@ export interface MemoryEstimateOptions {
     kvCacheType?: "f16" | "q8_0" | "q4_0";
     /** Whether the weights and KV go to a GPU (fully offloaded) or stay in RAM. */
     onGpu: boolean;
+    /** The context's batch size (its compute buffers scale with it); default node-llama-cpp's. */
+    batchSize?: number;
 }
 
 export interface MemoryEstimate {
@@ -119,7 +121,7 @@ export async function estimateMemory(llama: Llama, info: GgufFileInfo, options: 
         modelBytes: model.cpuRam + model.gpuVram,
         contextBytes: (contextSize) => {
             const context = insights.estimateContextResourceRequirements({
-                contextSize, sequences: options.sequences, modelGpuLayers: gpuLayers, flashAttention: options.flashAttention,
+                contextSize, sequences: options.sequences, modelGpuLayers: gpuLayers, flashAttention: options.flashAttention, batchSize: options.batchSize,
                 kvCacheKeyType: kvType, kvCacheValueType: kvType
             });
             return Math.ceil(context.cpuRam + context.gpuVram);

@@ -12,6 +12,7 @@ import {resolveChatWrapperOffThread} from "./chat-wrapper.js";
 import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeError, readKvShape} from "./kv-cache.js";
 import {assertReadableGguf} from "../../models/gguf-check.js";
 import {preflightModel} from "./preflight.js";
+import {contextBatchSize} from "./batch-size.js";
 import {applyWaitPolicy, type WaitPolicyChoice} from "./wait-policy.js";
 import {modelFingerprint} from "../../models/fingerprint.js";
 import {assertCompatibleDraft} from "./draft-model.js";
@@ -158,6 +159,7 @@ export class LlamaCppBackend implements Backend {
             const context = await model.createContext({
                 contextSize,
                 sequences: options.parallel,
+                batchSize: contextBatchSize(onGpu),
                 threads: {ideal: threads.threads, min: 1},
                 createSignal: options.signal,
                 flashAttention,
@@ -256,7 +258,7 @@ export class LlamaCppBackend implements Backend {
         const trainContextSize = Number(info.architectureMetadata.context_length) || DEFAULT_MAX_CONTEXT_SIZE;
         const contextSize = requestedContextSize(options, trainContextSize, readKvShape(info.metadata));
         const estimateOptions = {
-            contextSize, sequences: options.parallel, onGpu, kvCacheType: options.kvCacheType,
+            contextSize, sequences: options.parallel, onGpu, kvCacheType: options.kvCacheType, batchSize: contextBatchSize(onGpu),
             // Quantized KV caches turn flash attention on (kvCacheContextOptions).
             flashAttention: resolveFlashAttention(options.flashAttention, onGpu) === true || (options.kvCacheType ?? "f16") !== "f16"
         };

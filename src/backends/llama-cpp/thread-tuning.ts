@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import type {LlamaContext, LlamaContextSequence, LlamaModel, Token} from "node-llama-cpp";
 import {NO_CONTENTION, type NativeDecodeLoop} from "./native-loop/decode-loop.js";
+import {CPU_BATCH_SIZE} from "./batch-size.js";
 
 /**
  * Decode autotuning: the fastest thread count depends on the model (a 260K model is fastest on
@@ -114,7 +115,7 @@ export async function measureThreadCounts(
     for (let round = 0; round < rounds; round++) {
         for (const threads of candidates) {
             signal?.throwIfAborted();
-            const context = await model.createContext({contextSize: 256, sequences: 1, threads: {ideal: threads, min: threads}, flashAttention});
+            const context = await model.createContext({contextSize: 256, sequences: 1, batchSize: CPU_BATCH_SIZE, threads: {ideal: threads, min: threads}, flashAttention});
             try {
                 best.set(threads, Math.max(best.get(threads) ?? 0, await decodeRate(context.getSequence(), prompt, tokens, nativeLoop?.(context))));
             } finally {
@@ -141,7 +142,7 @@ export async function measureFlashAttention(
     try {
         for (const flashAttention of [false, true]) {
             signal?.throwIfAborted();
-            const context = await model.createContext({contextSize: depth + tokens + 16, sequences: 1, threads: {ideal: threads, min: threads}, flashAttention});
+            const context = await model.createContext({contextSize: depth + tokens + 16, sequences: 1, batchSize: CPU_BATCH_SIZE, threads: {ideal: threads, min: threads}, flashAttention});
             contexts.push({flashAttention, context, sequence: context.getSequence(), loop: nativeLoop?.(context), best: 0, prefill: 0});
         }
         for (const entry of contexts) {
