@@ -8,7 +8,7 @@ import {GrammarCache} from "./constraint.js";
 import {LlamaCppModel} from "./model.js";
 import {loadDecodeLoopAddon} from "./native-loop/addon.js";
 import {NativeDecodeLoop} from "./native-loop/decode-loop.js";
-import {resolveChatWrapperOffThread} from "./chat-wrapper.js";
+import {resolveModelChatWrapper} from "./chat-wrapper.js";
 import {canShiftKvCache, kvBytesPerToken, kvCacheContextOptions, KvCacheTypeError, readKvShape} from "./kv-cache.js";
 import {assertReadableGguf} from "../../models/gguf-check.js";
 import {preflightModel} from "./preflight.js";
@@ -200,7 +200,7 @@ export class LlamaCppBackend implements Backend {
             if (draft != null) description.draftModel = path.resolve(options.draftPath!);
             const nativeLoop = await this.attachNativeLoop(context);
             description.decodeLoop = nativeLoop.description;
-            const chatWrapper = await resolveChatWrapperOffThread(model, options.path, {othersLoaded: this.liveModels > 0});
+            const chatWrapper = await resolveModelChatWrapper(model, options.path, {othersLoaded: this.liveModels > 0});
             const loaded = new LlamaCppModel(description, model, context, this.grammars, chatWrapper, draft, options.speculationTuning, nativeLoop.loop);
             this.liveModels++;
             model.onDispose.createListener(() => this.liveModels--);

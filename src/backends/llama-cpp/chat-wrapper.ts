@@ -15,7 +15,7 @@ type ChatWrapperType = keyof typeof chatWrappers;
  * (its own V8 heap and node-llama-cpp's modules) beside the freshly loaded weights raised the
  * process's peak RSS by ~50 MiB (1B Q4_0 model, measured).
  */
-export async function resolveChatWrapperOffThread(model: LlamaModel, file: string, {othersLoaded}: {othersLoaded: boolean}): Promise<ChatWrapper> {
+export async function resolveModelChatWrapper(model: LlamaModel, file: string, {othersLoaded}: {othersLoaded: boolean}): Promise<ChatWrapper> {
     if (!othersLoaded) return resolveChatWrapper(model);
     const type = await detectChatWrapperType(file, model.tokens.bosString ?? null, model.fileInfo.metadata?.tokenizer?.chat_template != null)
         .catch(() => undefined);
