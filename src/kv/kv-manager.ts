@@ -275,7 +275,8 @@ export class KvManager {
 
     private async load(sequence: BackendSequence, entry: SpillEntry, started: number): Promise<boolean> {
         const spill = this.options.spill!;
-        const rejection = await spill.check(entry);
+        // Whatever goes wrong reading the cache, the request goes on without it (a cold prefill).
+        const rejection = await spill.check(entry).catch(() => "missing" as const);
         if (rejection != null) {
             this.counters.rejectedStates++;
             await spill.delete(entry);

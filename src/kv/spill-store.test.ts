@@ -1,4 +1,4 @@
-import {mkdtemp, readdir, rm, writeFile} from "node:fs/promises";
+import {mkdir, mkdtemp, readdir, rm, stat, writeFile} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {afterEach, beforeEach, describe, expect, it} from "vitest";
@@ -53,5 +53,19 @@ describe("SpillStore pins", () => {
         await unpin();
         await unpin(); // twice is once
         expect(await store.check(older)).toBe("missing");
+    });
+});
+
+describe("SpillStore check", () => {
+    it("calls a state it cannot read a miss instead of failing (soak: a 500 from ENOENT mid-check)", async () => {
+        // A directory where the state file was, of the size the entry records: stat passes, the read fails.
+        const probe = path.join(dir, "probe");
+        await mkdir(probe);
+        const {size} = await stat(probe);
+        const {store} = await SpillStore.open({dir, budgetBytes: 1024 ** 3, model: "m"});
+        const entry = await store.save([1, 2, 3], write(size));
+        await rm(store.statePath(entry));
+        await mkdir(store.statePath(entry));
+        expect(await store.check(entry)).toBe("missing");
     });
 });

@@ -123,7 +123,11 @@ export class SpillStore {
         if (info == null) return "missing";
         if (info.size !== entry.bytes) return "size";
         if (this.verified.get(entry.id) === info.mtimeMs) return null;
-        if ((await sha256File(file)) !== entry.sha256) return "checksum";
+        // The file can still go between the stat and the read (another process, a cleaner of
+        // /tmp): a cache that cannot be read is a miss, never a failed request.
+        const digest = await sha256File(file).catch(() => null);
+        if (digest == null) return "missing";
+        if (digest !== entry.sha256) return "checksum";
         this.verified.set(entry.id, info.mtimeMs);
         return null;
     }
