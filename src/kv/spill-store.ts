@@ -123,8 +123,9 @@ export class SpillStore {
         if (info == null) return "missing";
         if (info.size !== entry.bytes) return "size";
         if (this.verified.get(entry.id) === info.mtimeMs) return null;
-        // The file can still go between the stat and the read (another process, a cleaner of
-        // /tmp): a cache that cannot be read is a miss, never a failed request.
+        // The file can still go between the stat and the read: a restore that pinned the entry
+        // while another restore's unpin was already removing it (the pin cannot stop a removal
+        // under way), or a cleaner of /tmp. A cache that cannot be read is a miss, never a failed request.
         const digest = await sha256File(file).catch(() => null);
         if (digest == null) return "missing";
         if (digest !== entry.sha256) return "checksum";
