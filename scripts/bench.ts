@@ -127,7 +127,7 @@ if (!args["skip-native"]) {
     report.native = [];
     // The test model at the runtime's thread choice (per-token overhead), then the realistic size at 2 threads.
     for (const [model, settings] of [
-        [modelPath, {threads, runs: args.quick ? 1 : 5, tokens: args.quick ? 64 : 256,
+        [modelPath, {threads, runs: args.quick ? 1 : 5, serverRuns: args.quick ? 1 : 21, tokens: args.quick ? 64 : 256,
             bars: "Bars (issue 7): the server streams ≥ 90% of llama-bench's single-thread decode rate. The issue quoted 3,400 tok/s: llama-bench's default, flash attention on; with it off, as edge-llm runs this model, llama-bench is about twice as fast (both above). llama-bench decodes with the machine to itself; a server shares the two cores with its client and its own streaming work, as llama-server does in the table."}],
         [sizedModel, {threads: Math.min(2, os.availableParallelism()), runs: args.quick ? 1 : 5, tokens: args.quick ? 16 : 64,
             bars: args.quick ? undefined : "Bars (issue 7, llama.cpp's own tools on this machine, same model shape): ≥ 52 tok/s over SSE (llama-server), ≥ 83 tok/s over 4 streams (llama-server `-np 4`), prefill ≥ 140 tok/s (llama-bench pp128 141)."}]

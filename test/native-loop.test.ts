@@ -86,6 +86,28 @@ describe("native decode loop", () => {
         expect(new Set(sampled).size).toBeGreaterThan(10);
     });
 
+    it("yields exactly node-llama-cpp's tokens over many runs to a consumer that falls behind now and then", async () => {
+        // A consumer slower than the decode (a 1 ms pause every 5 tokens) leaves tokens queued when a
+        // run ends (backpressure or its 20 ms slice); they must come out first, in order, then the
+        // next run's.
+        const bursty = async (sequence: LlamaCppSequence) => {
+            const out: number[] = [];
+            for await (const {token} of sequence.generate(prompt(), {sampling: {temperature: 0}, maxTokens: 400})) {
+                out.push(token);
+                if (out.length % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 1));
+            }
+            return out;
+        };
+        const native = await withContext(1, async (context, loop) => {
+            const tokens = await bursty(new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop}));
+            expect(loop.stats).toMatchObject({runs: 1, tokens: 399, handovers: 0});
+            return tokens;
+        });
+        const reference = await withContext(1, async (context) => collect(new LlamaCppSequence(0, context.getSequence(), model), prompt(), {sampling: {temperature: 0}, maxTokens: 400}));
+        expect(native).toHaveLength(400);
+        expect(native).toEqual(reference);
+    });
+
     it("leaves the cells and node-llama-cpp's token record as node-llama-cpp's loop does when the consumer stops early, so the next turn reuses them", async () => {
         await withContext(1, async (context, loop) => {
             const native = new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop});

@@ -10,6 +10,8 @@ import {llamaServerPath} from "../build-llama-tools.js";
  */
 export interface LlamaServer {
     url: string;
+    /** The server process, e.g. to read its CPU time. */
+    pid: number;
     stop(): Promise<void>;
 }
 
@@ -44,6 +46,7 @@ export async function startLlamaServer(options: {model: string; threads: number;
         if (ready) {
             return {
                 url,
+                pid: child.pid!,
                 async stop() {
                     child.kill("SIGTERM");
                     await exited;

@@ -5,7 +5,7 @@
  * server (SSE, one stream and several) on the binary and policy `serve` would choose here.
  */
 import {execFile, spawn} from "node:child_process";
-import {existsSync} from "node:fs";
+import {existsSync, readFileSync, readdirSync} from "node:fs";
 import {promisify} from "node:util";
 import path from "node:path";
 import {fileURLToPath} from "node:url";
@@ -26,6 +26,11 @@ export interface NativeBenchOptions {
     tokens: number;
     promptTokens: number;
     runs: number;
+    /**
+     * Runs of the server against llama-bench and llama-server (default `runs`). This host's speed
+     * swings by a third within seconds, so a small model that runs in milliseconds gets more.
+     */
+    serverRuns?: number;
     streams: number;
     /** The bars this model is held to, for the report. */
     bars?: string;
@@ -52,6 +57,8 @@ export interface NativeBenchReport {
     rows: NativeBenchRow[];
     /** llama.cpp's own llama-bench built from the same source (scripts/build-llama-tools.ts), when built: the faster of flash attention off and on, and both. */
     llamaBench?: {decodeTokensPerSecond: number; prefillTokensPerSecond: number; build: string; byFlashAttention: {flashAttention: boolean; decodeTokensPerSecond: number; prefillTokensPerSecond: number}[]};
+    /** How many runs the server, llama-bench interleaved and llama-server had (older reports: `runs`). */
+    serverRuns?: number;
     /** edge-llm over SSE on the binary, policy and autotuned settings serve chooses here. */
     server: ServerFigures & {
         binary: "prebuilt" | "native"; policy: string; threads: number; flashAttention: boolean; settingsReason: string;
@@ -62,7 +69,11 @@ export interface NativeBenchReport {
      * llama-bench at the server's own settings (threads, flash attention, wait policy), one run
      * between each of the server's runs: tg at the same token count, pp at the prompt's tokens.
      */
-    llamaBenchInterleaved?: {decodeTokensPerSecond: number; prefillTokensPerSecond: number; promptTokens: number};
+    llamaBenchInterleaved?: {
+        decodeTokensPerSecond: number; prefillTokensPerSecond: number; promptTokens: number;
+        /** Medians of each run's ratio of edge-llm's figure to the llama-bench run right before it. */
+        decodeRatio: number; prefillRatio: number;
+    };
     /** llama.cpp's llama-server from the same source, same settings, same client, runs interleaved with edge-llm's (or why it could not be compared). */
     llamaServer?: ServerFigures | {failed: string};
 }
@@ -74,6 +85,24 @@ export interface ServerFigures {
     streamsTokensPerSecond: number;
     /** Median time to first token of a short prompt, ms. */
     ttftMs: number;
+    /**
+     * CPU time per token of a one-stream decode, medians (Linux): the busiest server thread (the
+     * one that decodes), the server's other threads together (JavaScript, V8's helpers) and the
+     * SSE client (the bench process). On a machine with few cores the latter two take time from the first.
+     */
+    cpuPerToken?: {decodeThreadUs: number; otherThreadsUs: number; clientUs: number};
+}
+
+/** CPU time so far of each thread of `pid`, µs (Linux; empty elsewhere). */
+function threadCpuMicros(pid: number): Map<string, number> {
+    const times = new Map<string, number>();
+    try {
+        for (const thread of readdirSync(`/proc/${pid}/task`))
+            times.set(thread, Number(readFileSync(`/proc/${pid}/task/${thread}/schedstat`, "utf8").split(" ")[0]) / 1000);
+    } catch {
+        // Not Linux, or the process is gone.
+    }
+    return times;
 }
 
 /** The rows: node's default libuv pool (4 threads) and one pool thread, as `serve` runs a local OpenMP build. */
@@ -146,7 +175,10 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
     }) : undefined;
     if (reference != null) log("llama.cpp's llama-server over SSE, interleaved");
     const words = ["the", "little", "dog", "went", "to", "park", "and", "saw", "a", "big", "tree"];
-    const measured = [server.url, ...reference == null ? [] : [reference.url]].map((url) => ({url, decode: [] as number[], ttft: [] as number[], prefill: [] as number[], streams: [] as number[], failed: undefined as string | undefined}));
+    const measured = [server, ...reference == null ? [] : [reference]].map(({url, pid}) => ({
+        url, pid, decode: [] as number[], ttft: [] as number[], prefill: [] as number[], streams: [] as number[],
+        cpu: {decodeThread: [] as number[], otherThreads: [] as number[], client: [] as number[]}, failed: undefined as string | undefined
+    }));
     // llama-server gives up on some synthetic models' nonsense ("does not match the expected
     // Content-only format"): from then on it is not compared, and the report says why.
     const each = async (work: (target: typeof measured[number]) => Promise<void>) => {
@@ -180,7 +212,7 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
                 text += ` ${words[index % words.length]}`;
             }
         };
-        for (let run = 0; run < options.runs; run++) {
+        for (let run = 0; run < (options.serverRuns ?? options.runs); run++) {
             if (existsSync(llamaBenchPath)) {
                 const once = await runLlamaBenchOnce(options, props.runtime.threads, props.runtime.flash_attention, env);
                 interleaved.decode.push(once.decodeTokensPerSecond);
@@ -188,9 +220,18 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
             }
             // Each figure on both servers back to back, so drift on this shared machine hits both alike.
             await each(async (target) => {
+                const threadsBefore = threadCpuMicros(target.pid);
+                const clientBefore = process.cpuUsage();
                 const sample = await decodeOverSse(target.url, {prompt: `${run} Once upon a time`, maxTokens: options.tokens});
+                const client = process.cpuUsage(clientBefore);
+                const threads = [...threadCpuMicros(target.pid)].map(([thread, micros]) => micros - (threadsBefore.get(thread) ?? 0)).sort((a, b) => b - a);
                 target.decode.push(sample.tokensPerSecond);
                 target.ttft.push(sample.ttftMs);
+                if (threads.length > 0 && sample.tokens > 0) {
+                    target.cpu.decodeThread.push(threads[0]! / sample.tokens);
+                    target.cpu.otherThreads.push(threads.slice(1).reduce((sum, micros) => sum + micros, 0) / sample.tokens);
+                    target.cpu.client.push((client.user + client.system) / sample.tokens);
+                }
             });
             const prompt = await promptFor(`p${run}`);
             promptTokens = prompt.tokens;
@@ -211,8 +252,12 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
     }
     const figures = (target: typeof measured[number]): ServerFigures => ({
         decodeTokensPerSecond: median(target.decode), prefillTokensPerSecond: median(target.prefill), streams: options.streams,
-        streamsTokensPerSecond: median(target.streams), ttftMs: median(target.ttft)
+        streamsTokensPerSecond: median(target.streams), ttftMs: median(target.ttft),
+        ...target.cpu.decodeThread.length === 0 ? {} : {
+            cpuPerToken: {decodeThreadUs: median(target.cpu.decodeThread), otherThreadsUs: median(target.cpu.otherThreads), clientUs: median(target.cpu.client)}
+        }
     });
+    const ratio = (values: number[], of: number[]) => median(values.map((value, index) => value / of[index]!));
     return {
         model: path.basename(options.model),
         threads: options.threads,
@@ -221,8 +266,12 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
             ? {skipped: record == null ? "no local build recorded (npx tsx scripts/build-backend.ts cpu-native)" : `the recorded build "${record.preset}" is not a CPU build`}
             : {native: {preset: usable.preset, cmakeOptions: usable.cmakeOptions, builtAt: usable.builtAt}}),
         rows,
+        serverRuns: options.serverRuns ?? options.runs,
         ...(llamaBench == null ? {} : {llamaBench}),
-        ...(interleaved.decode.length === 0 ? {} : {llamaBenchInterleaved: {decodeTokensPerSecond: median(interleaved.decode), prefillTokensPerSecond: median(interleaved.prefill), promptTokens}}),
+        ...(interleaved.decode.length === 0 ? {} : {llamaBenchInterleaved: {
+            decodeTokensPerSecond: median(interleaved.decode), prefillTokensPerSecond: median(interleaved.prefill), promptTokens,
+            decodeRatio: ratio(measured[0]!.decode, interleaved.decode), prefillRatio: ratio(measured[0]!.prefill, interleaved.prefill)
+        }}),
         server: {
             binary: usable == null ? "prebuilt" : "native", policy: usable == null ? "-" : policy.policy,
             threads: props.runtime.threads, flashAttention: props.runtime.flash_attention, settingsReason: props.runtime.threads_reason,
@@ -286,12 +335,26 @@ function renderLlamaServer(server: ServerFigures, reference: ServerFigures) {
 }
 
 function renderInterleavedLlamaBench(server: ServerFigures, bench: NonNullable<NativeBenchReport["llamaBenchInterleaved"]>, tokens: number) {
+    // Reports written before the per-run ratio was recorded have none.
+    const runRatio = (value: number | undefined) => value == null ? "" : `${(100 * value).toFixed(0)}%`;
     return `
-| llama-bench at the server's settings, one run between each of the server's | edge-llm over SSE | llama-bench | edge-llm / llama-bench |
-| --- | ---: | ---: | ---: |
-| decode, tok/s (tg${tokens}) | ${f0(server.decodeTokensPerSecond)} | ${f0(bench.decodeTokensPerSecond)} | ${pct(server.decodeTokensPerSecond, bench.decodeTokensPerSecond)} |
-| prefill, tok/s (pp${bench.promptTokens}; the server's includes HTTP and tokenizing) | ${f0(server.prefillTokensPerSecond)} | ${f0(bench.prefillTokensPerSecond)} | ${pct(server.prefillTokensPerSecond, bench.prefillTokensPerSecond)} |
+| llama-bench at the server's settings, one run between each of the server's | edge-llm over SSE | llama-bench | ratio of the medians | median of the per-run ratios |
+| --- | ---: | ---: | ---: | ---: |
+| decode, tok/s (tg${tokens}) | ${f0(server.decodeTokensPerSecond)} | ${f0(bench.decodeTokensPerSecond)} | ${pct(server.decodeTokensPerSecond, bench.decodeTokensPerSecond)} | ${runRatio(bench.decodeRatio)} |
+| prefill, tok/s (pp${bench.promptTokens}; the server's includes HTTP and tokenizing) | ${f0(server.prefillTokensPerSecond)} | ${f0(bench.prefillTokensPerSecond)} | ${pct(server.prefillTokensPerSecond, bench.prefillTokensPerSecond)} | ${runRatio(bench.prefillRatio)} |
 `;
+}
+
+function renderCpuPerToken(server: ServerFigures, reference: ServerFigures | undefined) {
+    if (server.cpuPerToken == null) return "";
+    const row = (name: string, figures: ServerFigures["cpuPerToken"]) => figures == null ? "" :
+        `| ${name} | ${figures.decodeThreadUs.toFixed(0)} | ${figures.otherThreadsUs.toFixed(1)} | ${figures.clientUs.toFixed(1)} |\n`;
+    return `
+CPU time per token of one stream's decode (medians; the client is the bench's SSE reader):
+
+| server | decoding thread, µs | the server's other threads, µs | client, µs |
+| --- | ---: | ---: | ---: |
+${row("edge-llm", server.cpuPerToken)}${row("llama-server", reference?.cpuPerToken)}`;
 }
 
 export function renderNative(report: NativeBenchReport, runs: number, tokens: number): string {
@@ -316,9 +379,9 @@ ${report.llamaBench == null ? "llama.cpp's llama-bench: not built here (npx tsx 
         : `llama.cpp's own llama-bench, built from the same bundled source (native, OpenMP, build ${report.llamaBench.build}), in the same run, the faster of flash attention off and on: **${f0(report.llamaBench.decodeTokensPerSecond)} tok/s** decode (tg${tokens}), **${f0(report.llamaBench.prefillTokensPerSecond)} tok/s** prefill (pp128) (off / on: ${(report.llamaBench.byFlashAttention ?? []).map((entry) => `${f0(entry.decodeTokensPerSecond)} / `).join("").replace(/ \/ $/, "")} decode, ${(report.llamaBench.byFlashAttention ?? []).map((entry) => f0(entry.prefillTokensPerSecond)).join(" / ")} prefill).`}
 
 edge-llm's server as \`serve\` runs it here (${server.binary} binary${server.binary === "native" ? `, wait policy ${server.policy}, one libuv pool thread` : ""}, ${server.threads ?? report.threads} thread(s), flash attention ${server.flashAttention ? "on" : "off"}${server.decodeLoop == null ? "" : `, ${server.decodeLoop === "native" ? "native decode loop" : "node-llama-cpp's decode loop"}`}${server.settingsReason == null ? "" : `: ${server.settingsReason}`}), over SSE:
-**${f0(server.decodeTokensPerSecond)} tok/s** decode (one stream)${report.llamaBench == null ? "" : `, ${pct(server.decodeTokensPerSecond, report.llamaBench.decodeTokensPerSecond)} of llama-bench's separate run`}, **${f0(server.prefillTokensPerSecond)} tok/s** prefill${report.llamaBenchInterleaved == null ? "" : ` (${report.llamaBenchInterleaved.promptTokens}-token prompts)`},
+medians of ${report.serverRuns ?? runs} runs: **${f0(server.decodeTokensPerSecond)} tok/s** decode (one stream)${report.llamaBench == null ? "" : `, ${pct(server.decodeTokensPerSecond, report.llamaBench.decodeTokensPerSecond)} of llama-bench's separate run`}, **${f0(server.prefillTokensPerSecond)} tok/s** prefill${report.llamaBenchInterleaved == null ? "" : ` (${report.llamaBenchInterleaved.promptTokens}-token prompts)`},
 **${f0(server.streamsTokensPerSecond)} tok/s** aggregate over ${server.streams} concurrent streams${server.ttftMs == null ? "" : `, time to first token ${server.ttftMs.toFixed(1)} ms`}.
-${report.llamaBenchInterleaved == null ? "" : renderInterleavedLlamaBench(server, report.llamaBenchInterleaved, tokens)}
+${report.llamaBenchInterleaved == null ? "" : renderInterleavedLlamaBench(server, report.llamaBenchInterleaved, tokens)}${renderCpuPerToken(server, report.llamaServer != null && !("failed" in report.llamaServer) ? report.llamaServer : undefined)}
 ${report.llamaServer == null ? "llama.cpp's llama-server: not built here (scripts/build-llama-tools.ts builds it)."
         : "failed" in report.llamaServer ? `llama.cpp's llama-server, same settings: not compared — ${report.llamaServer.failed}.` : renderLlamaServer(server, report.llamaServer)}
 ${report.bars == null ? "" : `${report.bars}\n`}`;

@@ -1,7 +1,7 @@
 import type {ServerResponse} from "node:http";
 import type {Context} from "hono";
 import {RESPONSE_ALREADY_SENT} from "@hono/node-server/utils/response";
-import {FlushScheduler} from "../flush-scheduler.js";
+import {FlushScheduler, STREAM_COALESCE_MS} from "../flush-scheduler.js";
 
 const SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -10,8 +10,6 @@ const SSE_HEADERS = {
     "X-Accel-Buffering": "no"
 };
 
-/** Events written within this many ms of the last write share one write. */
-const COALESCE_MS = 4;
 /** A stream stops pulling tokens while more than this many bytes wait for a slow client. */
 const MAX_BUFFERED_BYTES = 1024 * 1024;
 
@@ -60,7 +58,7 @@ class SseWriter {
     /** Generated text not yet formatted into a chunk. */
     private text = "";
     private writes = 0;
-    private readonly scheduler = new FlushScheduler(() => this.flush(), COALESCE_MS);
+    private readonly scheduler = new FlushScheduler(() => this.flush(), STREAM_COALESCE_MS);
 
     constructor(private readonly outgoing: ServerResponse, private readonly formatText: (text: string) => string) {}
 

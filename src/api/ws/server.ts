@@ -8,6 +8,7 @@ import {powerFrame} from "./protocol.js";
 import type {PowerView} from "../../power/status.js";
 import {type AccessControl, selectWsProtocol} from "../security/access.js";
 import {toOpenAIError} from "../openai/errors.js";
+import {STREAM_COALESCE_MS} from "../flush-scheduler.js";
 
 /** The one path that upgrades to the WebSocket API; every other upgrade gets a 404. */
 export const WS_PATH = "/v1/ws";
@@ -26,8 +27,8 @@ export interface WebSocketApiOptions {
     maxRequestsPerSocket?: number;
     /**
      * Deltas are written at most once per this many milliseconds per socket; what a request
-     * produces in between goes out as one frame. Only fast decoders (> ~250 tok/s) are affected.
-     * 0 = one frame per delta. Default 4.
+     * produces in between goes out as one frame. Only fast decoders (> ~60 tok/s) are affected.
+     * 0 = one frame per delta. Default 16 (`STREAM_COALESCE_MS`).
      */
     coalesceMs?: number;
     /** Interval of server pings; a socket that missed the previous pong is terminated. 0 = off. Default 30 s. */
@@ -44,7 +45,7 @@ export interface WebSocketApiOptions {
 const defaultWebSocketApiOptions = {
     maxBufferedBytes: 1024 * 1024,
     maxRequestsPerSocket: 32,
-    coalesceMs: 4,
+    coalesceMs: STREAM_COALESCE_MS,
     heartbeatMs: 30_000,
     closeGraceMs: 1000
 } satisfies Partial<Required<WebSocketApiOptions>>;

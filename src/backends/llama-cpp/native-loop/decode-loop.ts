@@ -30,10 +30,12 @@ function unconsumedLimit(tokensPerMs: number | undefined) {
 const SLICE_MS = 20;
 /**
  * Each wake-up of the JavaScript thread costs the pool thread ~15 µs (10% of a stories260K
- * token); faster tokens are handed over together, at most this much later. Slower models (a 1B
- * model takes 20 ms a token) still hand over every token the moment it is sampled.
+ * token) and the JavaScript thread a turn of the event loop; faster tokens are handed over
+ * together, at most this much later. Slower models (a 1B model takes 20 ms a token) still hand
+ * over every token the moment it is sampled. The transports write at most every 16 ms
+ * (STREAM_COALESCE_MS), so 4 ms delays nothing a client sees.
  */
-const SIGNAL_INTERVAL_MS = 1;
+const SIGNAL_INTERVAL_MS = 4;
 
 export interface Contention {
     /** Another stream is generating or waiting to change the context. */
@@ -74,6 +76,8 @@ interface SequenceInternals {
 export class NativeDecodeLoop {
     /** Runs and tokens, for /metrics-style checks and tests. */
     readonly stats = {runs: 0, tokens: 0, handovers: 0};
+    /** Decode rate of the last run long enough to tell, tokens per ms. */
+    private tokensPerMs?: number;
 
     private constructor(
         private readonly addon: DecodeLoopAddon,
@@ -187,7 +191,9 @@ export class NativeDecodeLoop {
 
             let end: NativeRunEnd | undefined;
             let next = input;
-            let tokensPerMs: number | undefined;
+            // The last run's rate on this context: a first run sized for an unknown rate stops early
+            // (at 16 tokens, a fraction of a wake-up interval for a small model) and costs a restart.
+            let tokensPerMs = this.tokensPerMs;
             while (end == null) {
                 const allocation = await context._threadSplitterConsumer?.getAllocationToConsume();
                 threadAllocation = allocation?.[1];
@@ -238,7 +244,7 @@ export class NativeDecodeLoop {
                     throw failure;
                 }
                 position = result!.position;
-                if (result!.emitted >= 4) tokensPerMs = result!.emitted / Math.max(0.001, performance.now() - runStarted);
+                if (result!.emitted >= 4) this.tokensPerMs = tokensPerMs = result!.emitted / Math.max(0.001, performance.now() - runStarted);
                 if (emitted.length > 0) next = emitted.at(-1)!;
                 if (result!.reason === "eog") end = {reason: "eog"};
                 else if (result!.reason === "limit" || emitted.length >= options.maxTokens) end = {reason: "limit"};
@@ -247,7 +253,9 @@ export class NativeDecodeLoop {
                     this.stats.handovers++;
                     end = {reason: "handover", pending: next};
                 } else {
-                    // "slice" or "backpressure": hand over what is queued, then run on.
+                    // "slice" or "backpressure": hand over what is queued, then run on. Starting the
+                    // next slice first, with tokens still queued, kept a model loading beside the
+                    // stream from getting its turn until the stream ended (test/model-pool.test.ts).
                     while (queue.length > 0 && !options.contention.contended)
                         yield take();
                 }
