@@ -60,13 +60,13 @@ describe("native decode loop", () => {
             const sequence = context.getSequence();
             const native = new LlamaCppSequence(0, sequence, model, {nativeLoop: loop});
             const greedy = await collect(native, prompt(), {sampling: {temperature: 0}, maxTokens: 150});
-            // The prompt and the first token go through node-llama-cpp's evaluate (one batch); the rest is native.
-            expect(loop.stats).toMatchObject({runs: 1, tokens: 149});
+            // The prompt fits one batch: it is decoded natively too, with every token after it.
+            expect(loop.stats).toMatchObject({runs: 1, tokens: 150});
             // A seeded request stays on node-llama-cpp's loop (see sequence.ts), so the chain is checked on the loop itself.
             await native.truncate(0);
             await sequence.evaluateWithoutGeneratingNewTokens(prompt().slice(0, -1));
             const sampled: number[] = [];
-            for await (const token of loop.generate(sequence, prompt().at(-1)!, {sampling, maxTokens: 150, contention: NO_CONTENTION, truncate: async () => {}}))
+            for await (const token of loop.generate(sequence, [prompt().at(-1)!], {sampling, maxTokens: 150, contention: NO_CONTENTION, truncate: async () => {}}))
                 sampled.push(token);
             return {greedy, sampled};
         });
@@ -100,12 +100,44 @@ describe("native decode loop", () => {
         };
         const native = await withContext(1, async (context, loop) => {
             const tokens = await bursty(new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop}));
-            expect(loop.stats).toMatchObject({runs: 1, tokens: 399, handovers: 0});
+            expect(loop.stats).toMatchObject({runs: 1, tokens: 400, handovers: 0});
             return tokens;
         });
         const reference = await withContext(1, async (context) => collect(new LlamaCppSequence(0, context.getSequence(), model), prompt(), {sampling: {temperature: 0}, maxTokens: 400}));
         expect(native).toHaveLength(400);
         expect(native).toEqual(reference);
+    });
+
+    it("decodes a prompt longer than a batch through node-llama-cpp's evaluate, then natively", async () => {
+        const long = model.tokenize("Once upon a time, there was a little dog. The dog liked to play in the park with a big red ball every day.");
+        const small = await model.createContext({contextSize: 512, sequences: 1, threads: 1, flashAttention: false, batchSize: 16});
+        let fromNative: number[];
+        try {
+            const {loop} = NativeDecodeLoop.attach(addon, small);
+            expect(loop!.maxInput).toBe(16);
+            expect(long.length).toBeGreaterThan(16);
+            fromNative = await collect(new LlamaCppSequence(0, small.getSequence(), model, {nativeLoop: loop}), long, {sampling: {temperature: 0}, maxTokens: 30});
+            // The first token came out of evaluate's last batch; the loop made the rest.
+            expect(loop!.stats).toMatchObject({runs: 1, tokens: 29});
+        } finally {
+            await small.dispose();
+        }
+        await withContext(1, async (context) => {
+            expect(await collect(new LlamaCppSequence(0, context.getSequence(), model), long, {sampling: {temperature: 0}, maxTokens: 30})).toEqual(fromNative);
+        });
+    });
+
+    it("keeps a prompt it decoded when the consumer takes only the first token", async () => {
+        await withContext(1, async (context, loop) => {
+            const native = new LlamaCppSequence(0, context.getSequence(), model, {nativeLoop: loop});
+            const [first] = await collect(native, prompt(), {sampling: {temperature: 0}}, 1);
+            // The prompt is in the cells; the first token was sampled, not decoded.
+            expect(native.cachedTokens).toEqual(prompt());
+            const next = await collect(native, [...prompt(), first!], {sampling: {temperature: 0}, maxTokens: 3});
+            await withContext(1, async (fresh) => {
+                expect(await collect(new LlamaCppSequence(0, fresh.getSequence(), model), [...prompt(), first!], {sampling: {temperature: 0}, maxTokens: 3})).toEqual(next);
+            });
+        });
     });
 
     it("leaves the cells and node-llama-cpp's token record as node-llama-cpp's loop does when the consumer stops early, so the next turn reuses them", async () => {

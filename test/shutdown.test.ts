@@ -59,8 +59,13 @@ describe("graceful shutdown of `edge-llm serve`", () => {
                 started.push(new Promise<void>((done) => { resolve = done; }));
                 return resolve;
             };
-            const short = post({max_tokens: 8}).then((response) => readSse(response, mark()));
-            const long = post({max_tokens: 400}).then((response) => readSse(response, mark()));
+            // Marked before the requests go out: a mark taken only once a response arrived was not yet
+            // in \`started\` when the WebSocket's first delta came first, and SIGTERM then reached the
+            // server before the short request did (it got the 503 for requests during shutdown).
+            const shortStarted = mark();
+            const longStarted = mark();
+            const short = post({max_tokens: 8}).then((response) => readSse(response, shortStarted));
+            const long = post({max_tokens: 400}).then((response) => readSse(response, longStarted));
 
             const ws = new WebSocket(`${serve.url.replace(/^http/, "ws")}/v1/ws`);
             await new Promise((resolve) => ws.once("open", resolve));
@@ -83,7 +88,6 @@ describe("graceful shutdown of `edge-llm serve`", () => {
             await expect(fetch(`${serve.url}/health`)).rejects.toThrow();
 
             const shortResult = await short;
-            // Seen twice under a loaded full suite and never alone: the server's log says what it did.
             expect(shortResult.done, `short stream ended without [DONE] after ${shortResult.chunks.length} chunks; server log:\n${serve.stderr().slice(-3000)}`).toBe(true);
             expect(shortResult.chunks.at(-1)!.choices[0]!.finish_reason).toBe("length");
 

@@ -10,6 +10,7 @@
 // node-llama-cpp's context and sequence locks while a loop runs and updates the sequence's
 // token bookkeeping afterwards.
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -39,6 +40,7 @@ struct LlamaApi {
     decltype(&llama_memory_seq_pos_max) memory_seq_pos_max;
     decltype(&llama_n_ctx_seq) n_ctx_seq;
     decltype(&llama_n_seq_max) n_seq_max;
+    decltype(&llama_n_batch) n_batch;
     decltype(&llama_sampler_chain_default_params) chain_default_params;
     decltype(&llama_sampler_chain_init) chain_init;
     decltype(&llama_sampler_chain_add) chain_add;
@@ -86,6 +88,7 @@ bool resolveApi(const void* addressInAddon, LlamaApi& api, std::string& error) {
     resolve(library, "llama_memory_seq_pos_max", api.memory_seq_pos_max, missing);
     resolve(library, "llama_n_ctx_seq", api.n_ctx_seq, missing);
     resolve(library, "llama_n_seq_max", api.n_seq_max, missing);
+    resolve(library, "llama_n_batch", api.n_batch, missing);
     resolve(library, "llama_sampler_chain_default_params", api.chain_default_params, missing);
     resolve(library, "llama_sampler_chain_init", api.chain_init, missing);
     resolve(library, "llama_sampler_chain_add", api.chain_add, missing);
@@ -139,7 +142,8 @@ struct Run {
     Outbox* outbox = nullptr;
     llama_seq_id sequence = 0;
     llama_pos position = 0;
-    llama_token input = 0;
+    // Decoded first, in one batch (a prompt, or the one token sampled last); only the last one's logits are kept.
+    std::vector<llama_token> input;
     int32_t limit = 0;
     int32_t unconsumedLimit = 0;
     double sliceMs = 0;
@@ -155,6 +159,8 @@ struct Loop {
     llama_context* context = nullptr;
     const llama_vocab* vocab = nullptr;
     llama_batch batch{};
+    // The context's batch size: the most input tokens one run takes.
+    int32_t batchCapacity = 1;
     llama_sampler* sampler = nullptr;
     bool running = false;
     std::atomic<bool> stopRequested{false};
@@ -190,6 +196,24 @@ double numberProperty(napi_env env, napi_value object, const char* name, double 
     return number;
 }
 
+// The run's `input`: an array of token ids.
+bool readInput(napi_env env, napi_value params, std::vector<llama_token>& into) {
+    napi_value value;
+    bool isArray = false;
+    uint32_t length = 0;
+    if (napi_get_named_property(env, params, "input", &value) != napi_ok || napi_is_array(env, value, &isArray) != napi_ok || !isArray ||
+        napi_get_array_length(env, value, &length) != napi_ok)
+        return false;
+    into.resize(length);
+    for (uint32_t index = 0; index < length; index++) {
+        napi_value element;
+        int32_t token;
+        if (napi_get_element(env, value, index, &element) != napi_ok || napi_get_value_int32(env, element, &token) != napi_ok) return false;
+        into[index] = token;
+    }
+    return true;
+}
+
 void finalizeLoop(napi_env, void* data, void*) {
     auto* loop = static_cast<Loop*>(data);
     // Collected only after its last run completed: a run holds a reference to the handle.
@@ -220,7 +244,8 @@ napi_value Attach(napi_env env, napi_callback_info info) {
     }
     loop->context = addonContext->ctx;
     loop->vocab = loop->api.model_get_vocab(loop->api.get_model(loop->context));
-    loop->batch = loop->api.batch_init(1, 0, 1);
+    loop->batchCapacity = static_cast<int32_t>(std::max<uint32_t>(1, loop->api.n_batch(loop->context)));
+    loop->batch = loop->api.batch_init(loop->batchCapacity, 0, 1);
 
     napi_value handle;
     if (napi_create_external(env, loop, finalizeLoop, nullptr, &handle) != napi_ok) {
@@ -246,6 +271,8 @@ napi_value Describe(napi_env env, napi_callback_info info) {
     CHECK(napi_set_named_property(env, result, "sequences", value));
     CHECK(napi_create_int32(env, loop->api.vocab_n_tokens(loop->vocab), &value));
     CHECK(napi_set_named_property(env, result, "vocabulary", value));
+    CHECK(napi_create_int32(env, loop->batchCapacity, &value));
+    CHECK(napi_set_named_property(env, result, "batchSize", value));
     return result;
 }
 
@@ -316,11 +343,11 @@ void Execute(napi_env, void* data) {
     auto lastSignal = started - std::chrono::hours(1);
     bool unsignalled = false;
     const llama_pos contextSize = static_cast<llama_pos>(api.n_ctx_seq(loop->context));
-    llama_token input = run->input;
+    std::vector<llama_token> input = run->input;
     while (true) {
         if (loop->stopRequested.load(std::memory_order_relaxed)) { run->reason = StopReason::Requested; break; }
         if (run->emitted >= run->limit) { run->reason = StopReason::Limit; break; }
-        if (run->position >= contextSize) { run->reason = StopReason::ContextFull; break; }
+        if (run->position + static_cast<llama_pos>(input.size()) > contextSize) { run->reason = StopReason::ContextFull; break; }
         if (loop->unconsumed.load(std::memory_order_relaxed) >= run->unconsumedLimit) { run->reason = StopReason::Backpressure; break; }
         if (run->emitted > 0 && std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count() >= run->sliceMs) {
             run->reason = StopReason::Slice;
@@ -328,12 +355,15 @@ void Execute(napi_env, void* data) {
         }
 
         llama_batch& batch = loop->batch;
-        batch.n_tokens = 1;
-        batch.token[0] = input;
-        batch.pos[0] = run->position;
-        batch.n_seq_id[0] = 1;
-        batch.seq_id[0][0] = run->sequence;
-        batch.logits[0] = 1;
+        const int32_t count = static_cast<int32_t>(input.size());
+        batch.n_tokens = count;
+        for (int32_t index = 0; index < count; index++) {
+            batch.token[index] = input[index];
+            batch.pos[index] = run->position + index;
+            batch.n_seq_id[index] = 1;
+            batch.seq_id[index][0] = run->sequence;
+            batch.logits[index] = index == count - 1;
+        }
         const int32_t status = api.decode(loop->context, batch);
         if (status != 0) {
             run->reason = StopReason::Error;
@@ -342,7 +372,7 @@ void Execute(napi_env, void* data) {
                 : "Eval has failed";
             break;
         }
-        run->position++;
+        run->position += count;
 
         const llama_token next = api.sampler_sample(loop->sampler, loop->context, -1);
         if (api.vocab_is_eog(loop->vocab, next)) { run->reason = StopReason::EndOfGeneration; break; }
@@ -352,7 +382,7 @@ void Execute(napi_env, void* data) {
             run->outbox->tokens.push_back(next);
         }
         run->emitted++;
-        input = next;
+        input.assign(1, next);
         const auto now = std::chrono::steady_clock::now();
         if (std::chrono::duration<double, std::milli>(now - lastSignal).count() >= run->signalIntervalMs) {
             napi_call_threadsafe_function(run->onToken, nullptr, napi_tsfn_blocking);
@@ -392,9 +422,10 @@ void Complete(napi_env env, napi_status status, void* data) {
 }
 
 // run(handle, {sequence, position, input, limit, unconsumedLimit, sliceMs, signalIntervalMs}, onTokens) -> Promise<{emitted, position, reason}>.
-// Decodes `input` at `position` in `sequence`, samples, hands the token to onTokens([...]) (tokens
-// sampled within signalIntervalMs of the last wake-up go together), and goes on with that
-// token, until stopped, `limit` tokens, end of generation, a full context, `unconsumedLimit` tokens
+// Decodes `input` (1 to batchSize tokens, in one batch: the part of a prompt not in the cells yet,
+// or the token sampled last) at `position` in `sequence`, samples, hands the token to
+// onTokens([...]) (tokens sampled within signalIntervalMs of the last wake-up go together), and
+// goes on with that token, until stopped, `limit` tokens, end of generation, a full context, `unconsumedLimit` tokens
 // not yet taken by JavaScript, or `sliceMs` of pool-thread time (so other pool work is not starved).
 // The last token handed over is never decoded: it is the next input, as in node-llama-cpp.
 napi_value RunLoop(napi_env env, napi_callback_info info) {
@@ -410,7 +441,10 @@ napi_value RunLoop(napi_env env, napi_callback_info info) {
     run->loop = loop;
     run->sequence = static_cast<llama_seq_id>(numberProperty(env, argv[1], "sequence", 0));
     run->position = static_cast<llama_pos>(numberProperty(env, argv[1], "position", 0));
-    run->input = static_cast<llama_token>(numberProperty(env, argv[1], "input", 0));
+    if (!readInput(env, argv[1], run->input) || run->input.empty() || static_cast<int32_t>(run->input.size()) > loop->batchCapacity) {
+        delete run;
+        return throwError(env, "input must be 1 to " + std::to_string(loop->batchCapacity) + " tokens (the context's batch size)");
+    }
     run->limit = static_cast<int32_t>(numberProperty(env, argv[1], "limit", 1));
     run->unconsumedLimit = static_cast<int32_t>(numberProperty(env, argv[1], "unconsumedLimit", 256));
     run->sliceMs = numberProperty(env, argv[1], "sliceMs", 20);

@@ -96,12 +96,14 @@ export class LlamaCppSequence implements BackendSequence {
         let input = prompt.slice(reused) as Token[];
         // Alone on the context the native loop decodes; node-llama-cpp's batched loop whenever others
         // stream too, and back to native once they are done.
-        // The prompt and its first token go through node-llama-cpp's evaluate: one batch that also
-        // yields the last position's logits. Splitting off the last prompt token for the native
-        // loop costs a whole extra decode step (~20 ms, 6–8% of a 1B model's 128-token prefill).
+        // A prompt (its part not in the cells yet) that fits one batch goes to the native loop whole,
+        // decoded in one batch with its first token sampled in the same pool job: node-llama-cpp's
+        // evaluate takes ~1.5 ms more to a first token (a decode job and a sampling job, each a round
+        // trip to the pool thread, and its batch dispatch). Longer prompts go through evaluate (their
+        // batches are shared with other streams), and the loop takes over from the second token.
         while (true) {
-            if (input.length === 1 && native?.canRun(this.sequence, contention) === true) {
-                const steps = native.generate(this.sequence, input[0]!, {
+            if (input.length <= (native?.maxInput ?? 0) && native?.canRun(this.sequence, contention) === true) {
+                const steps = native.generate(this.sequence, input, {
                     sampling: nativeSampling(options, sampling.seed), maxTokens: limit - produced, contention,
                     truncate: (length) => this.truncate(length)
                 });
@@ -117,7 +119,7 @@ export class LlamaCppSequence implements BackendSequence {
                     await steps.return(undefined as never);
                 }
                 if (end.reason !== "handover") return;
-                input = [end.pending as Token];
+                input = end.pending as Token[];
             }
             let handBack = false;
             for await (const token of this.sequence.evaluate(input, options)) {

@@ -193,7 +193,7 @@ async function decodeRate(sequence: LlamaContextSequence, prompt: readonly Token
         if (prompt.length > 1) await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1) as Token[]);
         const started = performance.now();
         let decoded = 0;
-        for await (const token of loop.generate(sequence, prompt.at(-1)!, {
+        for await (const token of loop.generate(sequence, [prompt.at(-1)!], {
             sampling: {temperature: 0, seed: 0}, maxTokens: tokens, contention: NO_CONTENTION,
             truncate: (length) => sequence.eraseContextTokenRanges([{start: length, end: sequence.nextTokenIndex}])
         })) {

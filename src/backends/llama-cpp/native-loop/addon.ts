@@ -18,7 +18,8 @@ export interface DecodeLoopRunParams {
     sequence: number;
     /** Where `input` goes: the sequence's cells must end right before it. */
     position: number;
-    input: number;
+    /** Decoded in one batch before the first sample: the part of a prompt not in the cells yet, or the token sampled last (1 to `batchSize` tokens). */
+    input: number[];
     /** Tokens to hand over at most. */
     limit: number;
     /** Pause once this many handed-over tokens are not yet taken (`consumed`). */
@@ -51,7 +52,7 @@ export type DecodeLoopHandle = {readonly [handleBrand]: true};
 /** The addon's exports (see the C++ file for each). */
 export interface DecodeLoopAddon {
     attach(addonContext: object): DecodeLoopHandle;
-    describe(handle: DecodeLoopHandle): {sequenceContextSize: number; sequences: number; vocabulary: number};
+    describe(handle: DecodeLoopHandle): {sequenceContextSize: number; sequences: number; vocabulary: number; batchSize: number};
     configure(handle: DecodeLoopHandle, sampling: DecodeLoopSampling): void;
     run(handle: DecodeLoopHandle, params: DecodeLoopRunParams, onTokens: (tokens: number[]) => void): Promise<DecodeLoopRunResult>;
     stop(handle: DecodeLoopHandle): void;

@@ -46,8 +46,8 @@ export interface Contention {
 
 export const NO_CONTENTION: Contention = {contended: false, onContention: () => () => {}};
 
-/** How a native run ended: done, or handing `pending` (sampled, not decoded) back to node-llama-cpp. */
-export type NativeRunEnd = {reason: "eog" | "limit"} | {reason: "handover"; pending: number};
+/** How a native run ended: done, or handing `pending` (not decoded yet: the input, or the token sampled last) back to node-llama-cpp. */
+export type NativeRunEnd = {reason: "eog" | "limit"} | {reason: "handover"; pending: number[]};
 
 interface ThreadAllocation {
     0: number;
@@ -82,7 +82,9 @@ export class NativeDecodeLoop {
     private constructor(
         private readonly addon: DecodeLoopAddon,
         private readonly handle: DecodeLoopHandle,
-        private readonly context: LlamaContext
+        private readonly context: LlamaContext,
+        /** The most input tokens one run decodes in its first batch: the context's batch size. */
+        readonly maxInput: number
     ) {}
 
     /** The loop for `context`, or undefined (with the reason) where it cannot work on it. */
@@ -102,7 +104,7 @@ export class NativeDecodeLoop {
         const perSequence = Math.floor(context.contextSize / Math.max(1, seen.sequences));
         if (seen.sequences !== context.totalSequences || (seen.sequenceContextSize !== context.contextSize && seen.sequenceContextSize !== perSequence))
             return {reason: `the native context does not match node-llama-cpp's (${JSON.stringify(seen)} vs contextSize ${context.contextSize}, ${context.totalSequences} sequences)`};
-        return {loop: new NativeDecodeLoop(addon, handle, context)};
+        return {loop: new NativeDecodeLoop(addon, handle, context, Math.max(1, seen.batchSize))};
     }
 
     /** Whether `sequence` may run natively now (nothing else is using the context). */
@@ -113,12 +115,13 @@ export class NativeDecodeLoop {
     }
 
     /**
-     * Decodes `input` and the tokens it samples after it, yielding each sampled token, until end
-     * of generation, `maxTokens`, or contention (then it returns the pending token for
+     * Decodes `input` (1 to `maxInput` tokens, in one batch: the new part of a prompt, or a token
+     * sampled earlier) and the tokens it samples after it, yielding each sampled token, until end
+     * of generation, `maxTokens`, or contention (then it returns the pending tokens for
      * node-llama-cpp's loop to evaluate next). The last yielded token is not decoded yet, exactly
      * as in node-llama-cpp's `evaluate`.
      */
-    async *generate(sequence: LlamaContextSequence, input: number, options: {
+    async *generate(sequence: LlamaContextSequence, input: readonly number[], options: {
         sampling: DecodeLoopSampling;
         maxTokens: number;
         contention: Contention;
@@ -166,7 +169,7 @@ export class NativeDecodeLoop {
             locked = false;
             const decoded = position - startPosition;
             if (keep < decoded) this.addon.erase(this.handle, internals._sequenceId, startPosition + keep);
-            const kept = [input, ...emitted].slice(0, keep);
+            const kept = [...input, ...emitted].slice(0, keep);
             internals._contextTokens.push(...kept);
             internals._nextTokenIndex += kept.length;
             internals.tokenMeter.useTokens(kept.length, "input");
@@ -181,7 +184,7 @@ export class NativeDecodeLoop {
         try {
             if (options.contention.contended || position !== sequence.nextTokenIndex) {
                 finished = true;
-                return {reason: "handover", pending: input};
+                return {reason: "handover", pending: [...input]};
             }
             preventDisposal = context._backendContextDisposeGuard.createPreventDisposalHandle();
             unsubscribe = options.contention.onContention(() => this.addon.stop(this.handle));
@@ -190,7 +193,7 @@ export class NativeDecodeLoop {
             this.stats.runs++;
 
             let end: NativeRunEnd | undefined;
-            let next = input;
+            let next = [...input];
             // The last run's rate on this context: a first run sized for an unknown rate stops early
             // (at 16 tokens, a fraction of a wake-up interval for a small model) and costs a restart.
             let tokensPerMs = this.tokensPerMs;
@@ -245,7 +248,7 @@ export class NativeDecodeLoop {
                 }
                 position = result!.position;
                 if (result!.emitted >= 4) this.tokensPerMs = tokensPerMs = result!.emitted / Math.max(0.001, performance.now() - runStarted);
-                if (emitted.length > 0) next = emitted.at(-1)!;
+                if (emitted.length > 0) next = [emitted.at(-1)!];
                 if (result!.reason === "eog") end = {reason: "eog"};
                 else if (result!.reason === "limit" || emitted.length >= options.maxTokens) end = {reason: "limit"};
                 // A run that handed nothing over and would only be started again: never spin, hand over.
@@ -279,10 +282,12 @@ export class NativeDecodeLoop {
                 releaseThreads();
                 this.stats.tokens += yielded;
                 const decoded = position - startPosition;
-                if (locked) settle(Math.min(decoded, Math.max(yielded, 1)));
-                else if (decoded > Math.max(yielded, 1)) {
+                // The input, and every token taken but the last (sampled, not decoded: node-llama-cpp's pending token).
+                const taken = input.length - 1 + Math.max(yielded, 1);
+                if (locked) settle(Math.min(decoded, taken));
+                else if (decoded > taken) {
                     // Settled with every decoded token already; the consumer left before taking them all.
-                    await options.truncate(sequence.nextTokenIndex - (decoded - Math.max(yielded, 1)));
+                    await options.truncate(sequence.nextTokenIndex - (decoded - taken));
                 }
             } else if (locked) {
                 settle(position - startPosition);
