@@ -345,12 +345,12 @@ function renderInterleavedLlamaBench(server: ServerFigures, bench: NonNullable<N
 `;
 }
 
-function renderCpuPerToken(server: ServerFigures, reference: ServerFigures | undefined) {
+function renderCpuPerToken(server: ServerFigures, reference: ServerFigures | undefined, threads: number) {
     if (server.cpuPerToken == null) return "";
     const row = (name: string, figures: ServerFigures["cpuPerToken"]) => figures == null ? "" :
         `| ${name} | ${figures.decodeThreadUs.toFixed(0)} | ${figures.otherThreadsUs.toFixed(1)} | ${figures.clientUs.toFixed(1)} |\n`;
     return `
-CPU time per token of one stream's decode (medians; the client is the bench's SSE reader):
+CPU time per token of one stream's decode (medians; the client is the bench's SSE reader${threads > 1 ? `; at ${threads} threads the decode's other ${threads - 1} thread(s) count among the other threads` : ""}):
 
 | server | decoding thread, µs | the server's other threads, µs | client, µs |
 | --- | ---: | ---: | ---: |
@@ -381,7 +381,7 @@ ${report.llamaBench == null ? "llama.cpp's llama-bench: not built here (npx tsx 
 edge-llm's server as \`serve\` runs it here (${server.binary} binary${server.binary === "native" ? `, wait policy ${server.policy}, one libuv pool thread` : ""}, ${server.threads ?? report.threads} thread(s), flash attention ${server.flashAttention ? "on" : "off"}${server.decodeLoop == null ? "" : `, ${server.decodeLoop === "native" ? "native decode loop" : "node-llama-cpp's decode loop"}`}${server.settingsReason == null ? "" : `: ${server.settingsReason}`}), over SSE:
 medians of ${report.serverRuns ?? runs} runs: **${f0(server.decodeTokensPerSecond)} tok/s** decode (one stream)${report.llamaBench == null ? "" : `, ${pct(server.decodeTokensPerSecond, report.llamaBench.decodeTokensPerSecond)} of llama-bench's separate run`}, **${f0(server.prefillTokensPerSecond)} tok/s** prefill${report.llamaBenchInterleaved == null ? "" : ` (${report.llamaBenchInterleaved.promptTokens}-token prompts)`},
 **${f0(server.streamsTokensPerSecond)} tok/s** aggregate over ${server.streams} concurrent streams${server.ttftMs == null ? "" : `, time to first token ${server.ttftMs.toFixed(1)} ms`}.
-${report.llamaBenchInterleaved == null ? "" : renderInterleavedLlamaBench(server, report.llamaBenchInterleaved, tokens)}${renderCpuPerToken(server, report.llamaServer != null && !("failed" in report.llamaServer) ? report.llamaServer : undefined)}
+${report.llamaBenchInterleaved == null ? "" : renderInterleavedLlamaBench(server, report.llamaBenchInterleaved, tokens)}${renderCpuPerToken(server, report.llamaServer != null && !("failed" in report.llamaServer) ? report.llamaServer : undefined, server.threads ?? report.threads)}
 ${report.llamaServer == null ? "llama.cpp's llama-server: not built here (scripts/build-llama-tools.ts builds it)."
         : "failed" in report.llamaServer ? `llama.cpp's llama-server, same settings: not compared — ${report.llamaServer.failed}.` : renderLlamaServer(server, report.llamaServer)}
 ${report.bars == null ? "" : `${report.bars}\n`}`;
