@@ -1,3 +1,4 @@
+import http from "node:http";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import OpenAI from "openai";
 import {startTestServer, type TestServer} from "./helpers/server.js";
@@ -70,6 +71,24 @@ describe("bad input gets an OpenAI error with the right status", () => {
         const response = await post("/v1/chat/completions", chat({messages: [{role: "user", content: "x".repeat(100_000)}]}));
         expect(response.status).toBe(413);
         expectOpenAIError(response.body);
+    });
+
+    it("a chunked body (no Content-Length) is counted as it arrives: over the limit a 413, under it served", async () => {
+        const send = (body: string) => new Promise<{status: number; body: {error?: {code: string}}}>((resolve, reject) => {
+            const request = http.request(`${server.url}/v1/completions`, {method: "POST", headers: {"content-type": "application/json", "transfer-encoding": "chunked"}}, (response) => {
+                let text = "";
+                response.setEncoding("utf8").on("data", (chunk: string) => (text += chunk)).on("end", () => resolve({status: response.statusCode!, body: JSON.parse(text)}));
+            });
+            request.on("error", reject);
+            // Several chunks, as a streaming client would send them.
+            for (let start = 0; start < body.length; start += 8192) request.write(body.slice(start, start + 8192));
+            request.end();
+        });
+        const big = await send(JSON.stringify({model: "stories260K", prompt: "x".repeat(100_000), max_tokens: 1}));
+        expect(big.status).toBe(413);
+        expect(big.body.error?.code).toBe("request_too_large");
+        const small = await send(JSON.stringify({model: "stories260K", prompt: "Once upon a time", max_tokens: 2}));
+        expect(small.status).toBe(200);
     });
 
     it("a prompt longer than the context is a 400 that gives the token counts", async () => {

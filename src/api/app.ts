@@ -1,8 +1,8 @@
 import {Hono} from "hono";
-import {bodyLimit} from "hono/body-limit";
 import type {Runtime} from "../runtime/runtime.js";
 import {singleRuntimeHost, type ModelHost} from "../runtime/model-pool.js";
 import {ApiError, toOpenAIError} from "./openai/errors.js";
+import {limitBody} from "./body-limit.js";
 import {openAIRoutes} from "./openai/routes.js";
 import {createMetrics} from "./metrics.js";
 import {adminRoutes} from "./admin.js";
@@ -34,11 +34,8 @@ export function createApp({runtime, models = singleRuntimeHost(runtime!), maxBod
     // /health stays open (load balancers, supervisors); /admin has its own token.
     if (access != null) app.use("*", httpAccess(access, {openPaths: ["/health"], ownAuthPrefixes: ["/admin"]}));
 
-    app.use("*", bodyLimit({
-        maxSize: maxBodyBytes,
-        onError: () => {
-            throw new ApiError(413, `The request body is larger than the limit of ${maxBodyBytes} bytes.`, "invalid_request_error", null, "request_too_large");
-        }
+    app.use("*", limitBody(maxBodyBytes, () => {
+        throw new ApiError(413, `The request body is larger than the limit of ${maxBodyBytes} bytes.`, "invalid_request_error", null, "request_too_large");
     }));
 
     app.get("/health", (c) => {
