@@ -425,8 +425,9 @@ void Complete(napi_env env, napi_status status, void* data) {
 // Decodes `input` (1 to batchSize tokens, in one batch: the part of a prompt not in the cells yet,
 // or the token sampled last) at `position` in `sequence`, samples, hands the token to
 // onTokens([...]) (tokens sampled within signalIntervalMs of the last wake-up go together), and
-// goes on with that token, until stopped, `limit` tokens, end of generation, a full context, `unconsumedLimit` tokens
-// not yet taken by JavaScript, or `sliceMs` of pool-thread time (so other pool work is not starved).
+// goes on with that token, until stopped, `limit` tokens, end of generation, a full context,
+// `unconsumedLimit` tokens not yet taken by JavaScript, or `sliceMs` of pool-thread time (so other
+// pool work is not starved).
 // The last token handed over is never decoded: it is the next input, as in node-llama-cpp.
 napi_value RunLoop(napi_env env, napi_callback_info info) {
     size_t argc = 3;

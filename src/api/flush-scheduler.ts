@@ -1,4 +1,13 @@
 /**
+ * Writes per stream are at most this often: 60 a second, a display's frame rate. A model slower
+ * than ~60 tok/s still has every token written the moment it is sampled; faster ones send several
+ * per write. On stories260K (~6,000 tok/s) going from 4 to 16 ms cut the SSE client's CPU time
+ * per token by half and the server's JavaScript and helper threads' by a third, which the decode
+ * thread on the core beside them gets back (docs/performance.md §3).
+ */
+export const STREAM_COALESCE_MS = 16;
+
+/**
  * Decides when a streaming transport writes what it has queued.
  *
  * Writes are taken off the decode's critical path: node-llama-cpp dispatches the next decode
@@ -9,15 +18,6 @@
  * between go out in one write, which bounds syscalls and client wake-ups for very fast models
  * (slower than 1 token per `coalesceMs`, every token is written on its own).
  */
-/**
- * Writes per stream are at most this often: 60 a second, a display's frame rate. A model slower
- * than ~60 tok/s still has every token written the moment it is sampled; faster ones send several
- * per write. On stories260K (~6,000 tok/s) going from 4 to 16 ms cut the SSE client's CPU time
- * per token by half and the server's JavaScript and helper threads' by a third, which the decode
- * thread on the core beside them gets back (docs/performance.md §3).
- */
-export const STREAM_COALESCE_MS = 16;
-
 export class FlushScheduler {
     private scheduled = false;
     private backstop?: NodeJS.Timeout;
