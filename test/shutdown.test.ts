@@ -60,8 +60,8 @@ describe("graceful shutdown of `edge-llm serve`", () => {
                 return resolve;
             };
             // Marked before the requests go out: a mark taken only once a response arrived was not yet
-            // in \`started\` when the WebSocket's first delta came first, and SIGTERM then reached the
-            // server before the short request did (it got the 503 for requests during shutdown).
+            // in `started` when the WebSocket's first delta came first, and SIGTERM could then reach
+            // the server before the short request did.
             const shortStarted = mark();
             const longStarted = mark();
             const short = post({max_tokens: 8}).then((response) => readSse(response, shortStarted));

@@ -71,8 +71,8 @@ export interface NativeBenchReport {
      */
     llamaBenchInterleaved?: {
         decodeTokensPerSecond: number; prefillTokensPerSecond: number; promptTokens: number;
-        /** Medians of each run's ratio of edge-llm's figure to the llama-bench run right before it. */
-        decodeRatio: number; prefillRatio: number;
+        /** Medians of each run's ratio of edge-llm's figure to the llama-bench run right before it (absent in older reports). */
+        decodeRatio?: number; prefillRatio?: number;
     };
     /** llama.cpp's llama-server from the same source, same settings, same client, runs interleaved with edge-llm's (or why it could not be compared). */
     llamaServer?: ServerFigures | {failed: string};
