@@ -203,18 +203,33 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
         const warmUpStart = performance.now();
         for (let warmUp = 0; warmUp < 3 || performance.now() - warmUpStart < 2000; warmUp++)
             await each(async (target) => void await decodeOverSse(target.url, {prompt: `w${warmUp} Once upon a time`, maxTokens: options.tokens}));
-        // The prefill prompt has llama-bench's pp length in this model's tokens (a run tag in front keeps every prompt new).
+        // The prefill prompt has llama-bench's pp length in this model's tokens, exactly where a
+        // word fits (a run tag in front keeps every prompt new); llama-bench then runs at the
+        // prompt's own length, as two more tokens cost a 1B model's prefill ~3%.
+        const count = async (content: string) => (await (await fetch(`${server.url}/tokenize`, {
+            method: "POST", body: JSON.stringify({content, add_special: true})
+        })).json() as {tokens: number[]}).tokens.length;
         const promptFor = async (tag: string) => {
             let text = tag;
-            for (let index = 0; ; index++) {
-                const counted = await (await fetch(`${server.url}/tokenize`, {method: "POST", body: JSON.stringify({content: text, add_special: true})})).json() as {tokens: number[]};
-                if (counted.tokens.length >= options.promptTokens) return {text, tokens: counted.tokens.length};
-                text += ` ${words[index % words.length]}`;
+            let tokens = await count(text);
+            for (let index = 0; tokens < options.promptTokens; index++) {
+                let grown = false;
+                for (const word of [words[index % words.length]!, ...words]) {
+                    const longer = `${text} ${word}`;
+                    const longerTokens = await count(longer);
+                    if (longerTokens > options.promptTokens) continue;
+                    [text, tokens, grown] = [longer, longerTokens, true];
+                    break;
+                }
+                if (!grown) break;
             }
+            return {text, tokens};
         };
         for (let run = 0; run < (options.serverRuns ?? options.runs); run++) {
+            const prompt = await promptFor(`p${run}`);
+            promptTokens = prompt.tokens;
             if (existsSync(llamaBenchPath)) {
-                const once = await runLlamaBenchOnce(options, props.runtime.threads, props.runtime.flash_attention, env);
+                const once = await runLlamaBenchOnce(options, props.runtime.threads, props.runtime.flash_attention, env, prompt.tokens);
                 interleaved.decode.push(once.decodeTokensPerSecond);
                 interleaved.prefill.push(once.prefillTokensPerSecond);
             }
@@ -233,8 +248,6 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
                     target.cpu.client.push((client.user + client.system) / sample.tokens);
                 }
             });
-            const prompt = await promptFor(`p${run}`);
-            promptTokens = prompt.tokens;
             await each(async (target) => {
                 const sample = await decodeOverSse(target.url, {prompt: prompt.text, maxTokens: 1});
                 target.prefill.push(prompt.tokens / (sample.ttftMs / 1000));
@@ -283,9 +296,9 @@ export async function runNativeBench(options: NativeBenchOptions, log: (message:
 }
 
 /** One llama-bench run (after its own warm-up) at the server's settings and wait policy, between the server's runs. */
-async function runLlamaBenchOnce(options: NativeBenchOptions, threads: number, flashAttention: boolean, env: Record<string, string>) {
+async function runLlamaBenchOnce(options: NativeBenchOptions, threads: number, flashAttention: boolean, env: Record<string, string>, promptTokens: number) {
     const {stdout} = await promisify(execFile)(llamaBenchPath, [
-        "-m", options.model, "-t", String(threads), "-p", String(options.promptTokens), "-n", String(options.tokens),
+        "-m", options.model, "-t", String(threads), "-p", String(promptTokens), "-n", String(options.tokens),
         "-r", "1", "-fa", flashAttention ? "on" : "off", "-o", "json"
     ], {maxBuffer: 1 << 24, env: {...process.env, ...env}});
     const tests = JSON.parse(stdout) as {n_prompt: number; n_gen: number; avg_ts: number}[];
