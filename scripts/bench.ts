@@ -23,6 +23,7 @@ import {runSpeculationBench} from "./bench/speculation.js";
 import {runSizedBench} from "./bench/sized.js";
 import {runNativeBench} from "./bench/native.js";
 import {ensureSyntheticModel} from "./fixtures/synthetic-model.js";
+import {describeCpu} from "./bench/machine.js";
 import {relaunch} from "../src/cli/single-pool.js";
 
 // The raw node-llama-cpp baselines decode in this process: give them the one libuv pool thread
@@ -91,7 +92,7 @@ try {
 
 const report: BenchReport = {
     date: new Date().toISOString(),
-    machine: {cpu: os.cpus()[0]?.model ?? "unknown", cores: os.availableParallelism(), memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}`},
+    machine: {cpu: describeCpu(), cores: os.availableParallelism(), memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${process.platform}-${process.arch}`},
     model: path.basename(modelPath),
     threads,
     runs,
