@@ -30,7 +30,8 @@ describe("memory fit before loading", () => {
         expect((failure as Error).message).toMatch(/stories260K\.gguf with draft stories260K\.gguf needs 2\.3 MB for its weights/);
     });
 
-    it("shrinks the context to what fits and still generates", async () => {
+    // 30 MB is sized to stories260K's KV cache; the synthetic fallback model's 4 × 2048 tokens fit in it whole.
+    it.skipIf(!isStories260K)("shrinks the context to what fits and still generates", async () => {
         const model = await backend.loadModel({path: testModelPath, id: "m", parallel: 4, contextSize: 2048, memoryFit: "shrink", memoryLimitBytes: 30_000_000});
         try {
             expect(model.description.contextSize).toBeLessThan(2048);

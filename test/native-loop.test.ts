@@ -5,7 +5,7 @@ import {loadDecodeLoopAddon, type DecodeLoopAddon} from "../src/backends/llama-c
 import {NativeDecodeLoop, NO_CONTENTION} from "../src/backends/llama-cpp/native-loop/decode-loop.js";
 import {LlamaCppSequence} from "../src/backends/llama-cpp/sequence.js";
 import type {SequenceGenerateOptions} from "../src/backends/backend.js";
-import {testModelPath} from "./helpers/model.js";
+import {isStories260K, testModelPath} from "./helpers/model.js";
 import {startTestServer} from "./helpers/server.js";
 
 /**
@@ -251,7 +251,8 @@ describe("native decode loop through the server", () => {
             const body = await response.json() as {choices: {text: string; finish_reason: string}[]; usage: {completion_tokens: number}};
             expect(body.usage.completion_tokens).toBe(64);
             expect(body.choices[0]!.finish_reason).toBe("length");
-            expect(body.choices[0]!.text.length).toBeGreaterThan(64);
+            // stories260K's tokens are mostly several characters; the synthetic fallback's may be one each.
+            expect(body.choices[0]!.text.length).toBeGreaterThan(isStories260K ? 64 : 0);
         } finally {
             await server.stop();
         }

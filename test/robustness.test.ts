@@ -1,5 +1,5 @@
 import http from "node:http";
-import {afterAll, beforeAll, describe, expect, it} from "vitest";
+import {afterAll, beforeAll, describe, expect, it, vi} from "vitest";
 import OpenAI from "openai";
 import {startTestServer, type TestServer} from "./helpers/server.js";
 import {LlamaCppBackend} from "../src/backends/llama-cpp/backend.js";
@@ -143,15 +143,16 @@ describe("concurrency, overload and disconnects", () => {
 
     it("a client that leaves while queued never takes a sequence", async () => {
         const running = post("/v1/completions", {...long, max_tokens: 500});
-        await new Promise((resolve) => setTimeout(resolve, 30));
+        // Polled, not slept: on a loaded machine a request can take more than a fixed 30 ms to arrive.
+        const slots = () => server.runtime.health().slots!;
+        await vi.waitFor(() => expect(slots().running).toBe(1), {timeout: 2000, interval: 2});
         const controller = new AbortController();
         const queued = fetch(`${server.url}/v1/completions`, {method: "POST", body: JSON.stringify(long), signal: controller.signal}).catch((error) => error);
-        await new Promise((resolve) => setTimeout(resolve, 30));
-        expect(server.runtime.health().slots!.queued).toBe(1);
+        await vi.waitFor(() => expect(slots().queued).toBe(1), {timeout: 2000, interval: 2});
+        expect(slots().running).toBe(1);
         controller.abort();
         await queued;
-        await new Promise((resolve) => setTimeout(resolve, 30));
-        expect(server.runtime.health().slots!.queued).toBe(0);
+        await vi.waitFor(() => expect(slots().queued).toBe(0), {timeout: 2000, interval: 2});
         expect((await running).status).toBe(200);
         await waitForFreeSlots();
     });

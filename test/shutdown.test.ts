@@ -6,7 +6,10 @@ import {WebSocket} from "ws";
 import {testModelPath} from "./helpers/model.js";
 import {startServe} from "./helpers/cli.js";
 
-/** Longer than a KV block (32 tokens), so every sequence holds something worth persisting. */
+/**
+ * Longer than a KV block (32 tokens), so every sequence holds something worth persisting. The
+ * context (1024) holds it and 400 more tokens in stories260K's tokens and the synthetic fallback's (147).
+ */
 const PROMPT = "Once upon a time there was a little girl named Lily. She liked to play in the park with her dog. ".repeat(2);
 
 let dir: string;
@@ -39,6 +42,9 @@ async function readSse(response: Response, onFirstChunk?: () => void) {
     };
 }
 
+// The id `serve` gives the model: its file name (the synthetic fallback model is not stories260K).
+const modelId = path.basename(testModelPath, ".gguf");
+
 describe("graceful shutdown of `edge-llm serve`", () => {
     it("on SIGTERM: stops accepting, lets short streams finish, ends long ones properly at the deadline, persists sessions, exits 0", async () => {
         // Paced at 20 tok/s ("fair" power level, 3 at once), so a long answer outlasts the 1 s grace period.
@@ -46,12 +52,12 @@ describe("graceful shutdown of `edge-llm serve`", () => {
         await writeFile(config, `export default ${JSON.stringify({power: {override: "fair", limits: {fair: {maxConcurrent: 3}}}})};\n`);
         const spillDir = path.join(dir, "kv");
         const serve = await startServe(
-            ["--model", testModelPath, "--port", "0", "--parallel", "3", "--ctx-size", "512", "--shutdown-grace", "1", "--config", config, "--log-level", "debug"],
+            ["--model", testModelPath, "--port", "0", "--parallel", "3", "--ctx-size", "1024", "--shutdown-grace", "1", "--config", config, "--log-level", "debug"],
             {EDGE_LLM_PERSIST_SESSIONS: "1", EDGE_LLM_KV_SPILL_DIR: spillDir, EDGE_LLM_POWER: "1"}
         );
         try {
             const post = (body: object) => fetch(`${serve.url}/v1/completions`, {
-                method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({model: "stories260K", prompt: PROMPT, stream: true, ...body})
+                method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify({model: modelId, prompt: PROMPT, stream: true, ...body})
             });
             const started: Promise<void>[] = [];
             const mark = () => {
@@ -78,7 +84,7 @@ describe("graceful shutdown of `edge-llm serve`", () => {
                 if (frame.type === "done" || frame.type === "error") resolve();
             }));
             const wsClosed = new Promise<number>((resolve) => ws.once("close", (code) => resolve(code)));
-            ws.send(JSON.stringify({type: "completion", id: "long-ws", body: {model: "stories260K", prompt: PROMPT, max_tokens: 400}}));
+            ws.send(JSON.stringify({type: "completion", id: "long-ws", body: {model: modelId, prompt: PROMPT, max_tokens: 400}}));
 
             await Promise.all(started);
             const signalledAt = performance.now();
