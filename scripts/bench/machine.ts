@@ -6,7 +6,8 @@ import os from "node:os";
  * instructions from /proc/cpuinfo: this project's VMs all say "AMD EPYC", with and without
  * AVX-512, and without it the 1B-shaped Q4_0 model decodes at about half the rate.
  */
-export function describeCpu(cpuinfo = readCpuinfo()): string {
+export function describeCpu(): string {
+    const cpuinfo = readCpuinfo();
     const name = os.cpus()[0]?.model.trim() || "unknown";
     if (cpuinfo == null) return name;
     const field = (key: string) => new RegExp(`^${key}\\s*:\\s*(.*)$`, "m").exec(cpuinfo)?.[1]?.trim();
