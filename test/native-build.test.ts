@@ -1,16 +1,24 @@
-import {mkdtemp, rm} from "node:fs/promises";
+import {mkdtemp, readFile, rm} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {LlamaCppBackend} from "../src/backends/llama-cpp/backend.js";
-import {writeBuildRecord} from "../src/backends/llama-cpp/native-build.js";
+import {measureBinary} from "../src/backends/llama-cpp/build-comparison.js";
+import {readBuildRecord, writeBuildRecord, type NativeBuildRecord} from "../src/backends/llama-cpp/native-build.js";
 import {isStories260K, repoRoot, testModelPath} from "./helpers/model.js";
 import {isolatedEnv, runToEnd} from "./helpers/cli.js";
 
 /**
  * The build script's dry run (the real build takes minutes of every core and is run by hand),
- * and what the runtime does with a recorded build that is not there: the prebuilt binary, saying why.
+ * what the runtime does with a recorded build that is not there or measured no faster: the
+ * prebuilt binary, saying why; and the measurement that compares a build with the prebuilt binary.
  */
+
+/** A record of a build that was never made here (the option no build has). */
+const missingBuild: NativeBuildRecord = {
+    preset: "cpu-native", gpu: false, cmakeOptions: {GGML_NATIVE: "ON", GGML_OPENMP: "ON", EDGE_LLM_TEST_ONLY: "1"},
+    builtAt: "2026-01-01T00:00:00.000Z", platform: "linux-x64", command: "x"
+};
 
 let tmp: string;
 beforeAll(async () => {
@@ -44,7 +52,7 @@ describe("a recorded local build", () => {
         const backend = await LlamaCppBackend.create({
             gpu: false,
             logger: (level, message) => { if (level === "warn") logs.push(message); },
-            nativeBuild: {preset: "cpu-native", gpu: false, cmakeOptions: {GGML_NATIVE: "ON", GGML_OPENMP: "ON", EDGE_LLM_TEST_ONLY: "1"}, builtAt: "2026-01-01T00:00:00.000Z", platform: "linux-x64", command: "x"}
+            nativeBuild: missingBuild
         });
         try {
             expect(backend.build).toMatchObject({type: "prebuilt"});
@@ -79,4 +87,49 @@ describe("a recorded local build", () => {
         expect(report.memory.ramFreeBytes).toBeGreaterThan(0);
         expect(report.buildPresets.map((preset: {name: string}) => preset.name)).toContain("hexagon");
     });
+});
+
+describe("a local build measured against the prebuilt binary", () => {
+    it("measures a binary the way serve loads it: its own process, one pool thread, autotuned", async () => {
+        const measured = await measureBinary({model: testModelPath, env: isolatedEnv({}, ["EDGE_LLM_", "NODE_LLAMA_CPP_"])});
+        expect(measured.build.type).toBe("prebuilt");
+        expect(measured.tuned.measurements.length).toBeGreaterThan(0);
+        expect(measured.tuned.measurements.map((entry) => entry.threads)).toContain(measured.tuned.threads);
+        for (const entry of measured.tuned.measurements) expect(entry.tokensPerSecond).toBeGreaterThan(0);
+        expect(measured.tuned.flashAttentionMeasurements?.map((entry) => entry.flashAttention)).toEqual([false, true]);
+    });
+
+    it("--compare-only records why a comparison failed, and the build then loads as if never compared", async () => {
+        const record = path.join(tmp, "compare-record.json");
+        await writeBuildRecord(record, missingBuild);
+        const {code, stdout, stderr} = await run([path.join(repoRoot, "scripts/build-backend.ts"), "--compare-only", "--compare", testModelPath, "--record", record]);
+        expect(code, stderr).toBe(0);
+        expect(stderr).toContain("comparison failed (the local binary did not load");
+        const written = await readBuildRecord(record);
+        expect(written?.comparison).toBeUndefined();
+        expect(written?.comparisonError).toMatch(/^the local binary did not load: the recorded local build "cpu-native" did not load: no local binary/);
+        expect(stdout).toContain("edge-llm serve now loads this build");
+    }, 60_000);
+
+    it("edge-llm doctor: a build that measured no faster stays unloaded, unless nativeBuild is \"on\"", async () => {
+        const record = path.join(tmp, "slower-record.json");
+        const score = (decodeTokensPerSecond: number) => ({threads: 1, flashAttention: false, decodeTokensPerSecond, prefillTokensPerSecond: 9000});
+        await writeBuildRecord(record, {
+            ...missingBuild,
+            comparison: {model: "m.gguf", measuredAt: "x", rounds: [{prebuilt: score(1600), local: score(1550)}], ratio: 0.97, pays: false}
+        });
+        const doctor = async (env: Record<string, string>) => {
+            const {code, stdout, stderr} = await run([path.join(repoRoot, "src/cli/main.ts"), "doctor", "--json", "--gpu", "cpu", "--model", testModelPath],
+                {EDGE_LLM_NATIVE_BUILD_RECORD: record, ...env});
+            expect(code, stderr).toBe(0);
+            return (JSON.parse(stdout) as {build: {type: string; reason: string}}).build;
+        };
+        const skipped = await doctor({});
+        expect(skipped.type).toBe("prebuilt");
+        expect(skipped.reason).toMatch(/^the local build "cpu-native" measured no faster than the prebuilt binary here \(m\.gguf, 1 round: local 1,550 tok\/s decode against prebuilt 1,600, /);
+        // "on" tries the recorded build, which was never built here.
+        const forced = await doctor({EDGE_LLM_NATIVE_BUILD: "on"});
+        expect(forced.type).toBe("prebuilt");
+        expect(forced.reason).toContain("the recorded local build \"cpu-native\" did not load: no local binary");
+    }, 60_000);
 });

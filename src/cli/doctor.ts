@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import type {Command} from "commander";
 import type {LlamaBuildInfo} from "../backends/llama-cpp/backend.js";
+import {chooseRecordedBuild} from "../backends/llama-cpp/build-comparison.js";
 import {currentPlatform, readBuildRecord, readPresets, type NativeBuildRecord} from "../backends/llama-cpp/native-build.js";
 import {chooseThreads} from "../backends/llama-cpp/threads.js";
 import {MLX_PACKAGE, mlxPlatformProblem} from "../backends/mlx/loader.js";
@@ -85,7 +86,7 @@ async function diagnose(flags: DoctorFlags): Promise<DoctorReport> {
             memory: {ramTotalBytes: ram.total, ramFreeBytes: ram.free},
             cpu: {cores: os.cpus().length, mathCores: llama.cpuMathCores, model: os.cpus()[0]?.model ?? "unknown"},
             threads: {...threads, ...(model == null ? {} : {forModel: path.basename(model)})},
-            pool: await poolDecision(settings, record),
+            pool: await poolDecision(settings, chooseRecordedBuild(record, settings.nativeBuild).record),
             decodeLoop: await decodeLoopDecision(),
             mlx: {available: mlxProblem == null, reason: mlxProblem ?? `Apple Silicon: --backend mlx loads ${MLX_PACKAGE} if it is installed`},
             buildPresets: Object.entries(presets).map(([name, preset]) => ({name, fitsThisMachine: preset.platforms.includes(platform), description: preset.description}))

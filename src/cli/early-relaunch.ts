@@ -35,7 +35,7 @@ export async function relaunchEarly(argv: readonly string[]): Promise<number | u
         }
     }).catch(() => undefined);
     if (settings == null) return undefined;
-    const reason = await singlePoolReason(settings, await loadableBuildRecord(path.resolve(settings.nativeBuildRecord)), gpuSupported);
+    const reason = await singlePoolReason(settings, (await loadableBuildRecord(path.resolve(settings.nativeBuildRecord), settings.nativeBuild)).record, gpuSupported);
     if (reason == null) return undefined;
     createLogger(settings.logLevel).debug(`relaunching with UV_THREADPOOL_SIZE=1: ${reason}`);
     // The chat reads the terminal: its child stays in the terminal's process group (relaunch).

@@ -2,9 +2,8 @@ import path from "node:path";
 import type {Command} from "commander";
 import {startServer} from "../api/server.js";
 import type {LoadModelOptions} from "../backends/backend.js";
-import {loadableBuildRecord as loadableRecordFile, maybeStartNativeBuild, runningBuild} from "../backends/llama-cpp/auto-native-build.js";
+import {loadableBuildRecord as loadableRecordFile, maybeStartNativeBuild} from "../backends/llama-cpp/auto-native-build.js";
 import {LlamaCppBackend} from "../backends/llama-cpp/backend.js";
-import {readBuildRecord} from "../backends/llama-cpp/native-build.js";
 import {chooseWaitPolicy} from "../backends/llama-cpp/wait-policy.js";
 import {readPowerOnce} from "../power/sensors/index.js";
 import {gpuSupported, relaunch, singlePoolReason} from "./single-pool.js";
@@ -216,7 +215,7 @@ async function serve(flags: ServeFlags) {
     if (settings.backend === "llama.cpp") {
         const build = await maybeStartNativeBuild({
             setting: settings.nativeBuild, record: path.resolve(settings.nativeBuildRecord),
-            gpu: description.accelerator !== "cpu", log: (message) => logger.info(message)
+            gpu: description.accelerator !== "cpu", compareModel: description.path, log: (message) => logger.info(message)
         });
         if (!build.start) logger.debug(`native build: ${build.reason}`);
     }
@@ -287,21 +286,21 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
 /** llama.cpp, with the local build scripts/build-backend.ts recorded when there is one (and its OpenMP wait policy). */
 /** The recorded local build, unless a build is running (node-llama-cpp would wait on its lock; the prebuilt binary decodes then). */
 export async function loadableBuildRecord(settings: Settings) {
-    return await loadableRecordFile(path.resolve(settings.nativeBuildRecord));
+    return (await loadableRecordFile(path.resolve(settings.nativeBuildRecord), settings.nativeBuild)).record;
 }
 
 export async function createLlamaCppBackend(settings: Settings, logger: Logger) {
-    const recordFile = path.resolve(settings.nativeBuildRecord);
-    const building = await runningBuild(recordFile);
+    const {building, record: nativeBuild, skipped} = await loadableRecordFile(path.resolve(settings.nativeBuildRecord), settings.nativeBuild);
     // node-llama-cpp waits on the lock of a build in progress; the prebuilt binary runs until the build is done.
     if (building != null) logger.info(`a native llama.cpp build is running (pid ${building}); the prebuilt binary runs until it is done`);
-    const nativeBuild = building != null ? undefined : await readBuildRecord(recordFile);
+    if (skipped != null) logger.info(skipped);
     const power = nativeBuild == null || settings.waitPolicy !== "auto" ? undefined
         : await readPowerOnce({sensorRoot: settings.power.sensorRoot === "/sys" ? undefined : settings.power.sensorRoot});
     const backend = await LlamaCppBackend.create({
         gpu: settings.gpu === "cpu" ? false : "auto",
         logger: (level, message) => logger[level](message),
         nativeBuild,
+        nativeBuildSkipped: skipped,
         waitPolicy: chooseWaitPolicy({setting: settings.waitPolicy, onBattery: power?.battery?.discharging, lowPowerMode: power?.lowPowerMode})
     });
     logger.debug({build: backend.build}, `llama.cpp: ${backend.build.type} (${backend.build.reason})`);

@@ -107,9 +107,11 @@ export const settingsSchema = z.object({
     nativeBuildRecord: z.string().min(1).default(".edge-llm/native-build.json"),
     /**
      * "auto": where cmake and a C++ compiler exist and no build is recorded, `serve` builds llama.cpp
-     * for this CPU in the background (the prebuilt binary serves meanwhile; the next start uses it).
+     * for this CPU in the background (the prebuilt binary serves meanwhile), measures it against the
+     * prebuilt binary on the served model, and later starts load it if it was faster. "on": the same,
+     * and a recorded build always loads. "off": no background build (a recorded one still loads).
      */
-    nativeBuild: z.enum(["auto", "off"]).default("auto"),
+    nativeBuild: z.enum(["auto", "on", "off"]).default("auto"),
     /** Bearer token for /admin endpoints (power override); unset: they are disabled. */
     adminToken: z.string().min(16, {message: "use at least 16 characters"}).optional(),
     power: z.object({

@@ -1,18 +1,19 @@
+/**
+ * The native CPU build by default: node-llama-cpp's prebuilt binary is generic, and a build of
+ * its bundled llama.cpp for this CPU (OpenMP, -march=native) decoded a 1B Q4_0 model ~40% faster
+ * on an AVX-512 host (and no faster on an AVX2 one). Where cmake and a C++ compiler exist and no build is recorded, `serve` starts that build
+ * in a background process at low priority and keeps serving with the prebuilt binary; the next
+ * start loads the native build if it measured faster than the prebuilt binary on the served model
+ * (build-comparison.ts). A failed build is remembered and not retried on its own.
+ */
 import {execFile, spawn} from "node:child_process";
 import {existsSync, openSync, closeSync} from "node:fs";
 import {mkdir, readFile, rm, writeFile} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import {fileURLToPath} from "node:url";
-
-/**
- * The native CPU build by default: node-llama-cpp's prebuilt binary is generic, and a build of
- * its bundled llama.cpp for this CPU (OpenMP, -march=native) decodes a 1B Q4_0 model ~40% faster
- * here. Where cmake and a C++ compiler exist and no build is recorded, `serve` starts that build
- * in a background process at low priority and keeps serving with the prebuilt binary; the next
- * start loads the native build. A failed build is remembered and not retried on its own.
- */
-export type NativeBuildSetting = "auto" | "off";
+import {chooseRecordedBuild, type NativeBuildSetting} from "./build-comparison.js";
+import type {NativeBuildRecord} from "./native-build.js";
 
 export const buildFiles = (record: string) => ({
     record,
@@ -90,6 +91,8 @@ export async function maybeStartNativeBuild(options: {
     setting: NativeBuildSetting;
     record: string;
     gpu: boolean;
+    /** The served model: the build is measured against the prebuilt binary on it. */
+    compareModel?: string;
     log: (message: string) => void;
     env?: NodeJS.ProcessEnv;
 }): Promise<AutoBuildStatus> {
@@ -116,7 +119,8 @@ export async function maybeStartNativeBuild(options: {
         await mkdir(path.dirname(options.record), {recursive: true});
         const out = openSync(files.log, "w");
         const script = fileURLToPath(new URL("../../../scripts/build-backend.ts", import.meta.url));
-        const child = spawn(process.execPath, ["--import", "tsx", script, "cpu-native", "--record", options.record, "--failed", files.failed],
+        const compare = options.compareModel == null ? [] : ["--compare", options.compareModel];
+        const child = spawn(process.execPath, ["--import", "tsx", script, "cpu-native", "--record", options.record, "--failed", files.failed, ...compare],
             {detached: true, stdio: ["ignore", out, out], env, cwd: path.resolve(path.dirname(script), "..")});
         closeSync(out);
         if (child.pid == null) return {start: false, reason: "could not start the build process"};
@@ -129,7 +133,7 @@ export async function maybeStartNativeBuild(options: {
         child.once("exit", () => void rm(files.lock, {force: true}));
         child.unref();
         options.log(`building llama.cpp for this CPU in the background (OpenMP, -march=native; minutes; log ${files.log}); ` +
-            "the prebuilt binary serves meanwhile and the next start loads the native build");
+            "the prebuilt binary serves meanwhile; then it is measured against the prebuilt binary, and the next start loads it if it is faster");
         watchProgress(files.log, child.pid, options.log);
         return {...decision, pid: child.pid, log: files.log};
     } catch (error) {
@@ -154,8 +158,13 @@ function watchProgress(logFile: string, pid: number, log: (message: string) => v
     timer.unref();
 }
 
-/** The recorded local build to load, unless a build is running right now (node-llama-cpp would wait for it). */
-export async function loadableBuildRecord(recordFile: string) {
+/**
+ * The recorded local build to load, unless a build is running right now (node-llama-cpp would
+ * wait for it) or it measured no faster than the prebuilt binary (`skipped` says so).
+ */
+export async function loadableBuildRecord(recordFile: string, setting: NativeBuildSetting): Promise<{building?: number; record?: NativeBuildRecord; skipped?: string}> {
     const {readBuildRecord} = await import("./native-build.js");
-    return await runningBuild(recordFile) != null ? undefined : await readBuildRecord(recordFile);
+    const building = await runningBuild(recordFile);
+    if (building != null) return {building};
+    return chooseRecordedBuild(await readBuildRecord(recordFile), setting);
 }

@@ -3,6 +3,7 @@ import {stat} from "node:fs/promises";
 import {getLlama, type Llama, type LlamaContext, type LlamaModel, LlamaLogLevel, NoBinaryFoundError} from "node-llama-cpp";
 import type {Backend, BackendModel, LoadModelOptions, ModelDescription} from "../backend.js";
 import {chooseThreads, type ThreadChoice} from "./threads.js";
+import {describeComparison} from "./build-comparison.js";
 import {describeTuning, machineKey, threadCandidates, ThreadTuningCache, tuneDecode} from "./thread-tuning.js";
 import {GrammarCache} from "./constraint.js";
 import {LlamaCppModel} from "./model.js";
@@ -31,6 +32,8 @@ export interface LlamaCppBackendOptions {
     logger?: (level: "debug" | "info" | "warn" | "error", message: string) => void;
     /** A local source build recorded by scripts/build-backend.ts, used instead of the prebuilt binary when it loads. */
     nativeBuild?: NativeBuildRecord;
+    /** Why a recorded build is not loaded (it measured no faster than the prebuilt binary). */
+    nativeBuildSkipped?: string;
     /** How OpenMP threads wait between steps (wait-policy.ts); applied only to a local build with OpenMP. */
     waitPolicy?: WaitPolicyChoice;
 }
@@ -65,7 +68,7 @@ export class LlamaCppBackend implements Backend {
     static async create(options: LlamaCppBackendOptions = {}) {
         const log = options.logger;
         const record = options.nativeBuild;
-        let fallbackReason: string | undefined;
+        let fallbackReason = options.nativeBuildSkipped;
         if (record != null && options.gpu === false && record.gpu !== false)
             fallbackReason = `the GPU is off (--gpu cpu) and the recorded local build "${record.preset}" uses ${record.gpu}, so the prebuilt CPU binary runs`;
         else if (record != null) {
@@ -74,7 +77,8 @@ export class LlamaCppBackend implements Backend {
                 const openMp = record.cmakeOptions.GGML_OPENMP === "ON" && options.waitPolicy != null;
                 if (openMp) applyWaitPolicy(options.waitPolicy!);
                 const llama = await LlamaCppBackend.getLlama(options, {gpu: record.gpu, cmakeOptions: record.cmakeOptions, usePrebuiltBinaries: false});
-                const build = describeBuild(llama, record.preset, `local build of preset "${record.preset}" (scripts/build-backend.ts, ${record.builtAt})`);
+                const build = describeBuild(llama, record.preset, `local build of preset "${record.preset}" (scripts/build-backend.ts, ${record.builtAt})` +
+                    (record.comparison == null ? "" : `; against the prebuilt binary: ${describeComparison(record.comparison)}`));
                 if (openMp) build.waitPolicy = {...options.waitPolicy!};
                 return new LlamaCppBackend(llama, new GrammarCache(llama), log, build, record.offload === true);
             } catch (error) {

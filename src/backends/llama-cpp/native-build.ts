@@ -24,6 +24,25 @@ export type NativePreset = z.infer<typeof presetSchema>;
 
 const presetsFileSchema = z.object({presets: z.record(z.string(), presetSchema)}).loose();
 
+const binaryScoreSchema = z.object({
+    threads: z.number(),
+    flashAttention: z.boolean(),
+    decodeTokensPerSecond: z.number(),
+    prefillTokensPerSecond: z.number().optional()
+});
+
+/** The local build measured against the prebuilt binary on a model (src/backends/llama-cpp/build-comparison.ts). */
+const comparisonSchema = z.object({
+    model: z.string(),
+    measuredAt: z.string(),
+    rounds: z.array(z.object({prebuilt: binaryScoreSchema, local: binaryScoreSchema})),
+    /** Median over the rounds of the prebuilt binary's time per request over the local build's: > 1 when the local build is faster. */
+    ratio: z.number(),
+    pays: z.boolean()
+});
+export type BuildComparison = z.infer<typeof comparisonSchema>;
+export type BinaryScore = z.infer<typeof binaryScoreSchema>;
+
 /** What scripts/build-backend.ts writes after a successful build. */
 const recordSchema = z.object({
     preset: z.string(),
@@ -32,7 +51,11 @@ const recordSchema = z.object({
     offload: z.boolean().optional(),
     builtAt: z.string(),
     platform: z.string(),
-    command: z.string()
+    command: z.string(),
+    /** Set when the build was compared with the prebuilt binary (`--compare`). */
+    comparison: comparisonSchema.optional(),
+    /** Why a comparison that was asked for did not finish. */
+    comparisonError: z.string().optional()
 });
 export type NativeBuildRecord = z.infer<typeof recordSchema>;
 
