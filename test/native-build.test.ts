@@ -90,13 +90,17 @@ describe("a recorded local build", () => {
 });
 
 describe("a local build measured against the prebuilt binary", () => {
-    it("measures a binary the way serve loads it: its own process, one pool thread, autotuned", async () => {
+    it("measures a binary the way serve loads it: its own process, one pool thread, autotuned, then timed", async () => {
         const measured = await measureBinary({model: testModelPath, env: isolatedEnv({}, ["EDGE_LLM_", "NODE_LLAMA_CPP_"])});
         expect(measured.build.type).toBe("prebuilt");
         expect(measured.tuned.measurements.length).toBeGreaterThan(0);
         expect(measured.tuned.measurements.map((entry) => entry.threads)).toContain(measured.tuned.threads);
         for (const entry of measured.tuned.measurements) expect(entry.tokensPerSecond).toBeGreaterThan(0);
         expect(measured.tuned.flashAttentionMeasurements?.map((entry) => entry.flashAttention)).toEqual([false, true]);
+        // Requests timed at the settings it tuned.
+        expect(measured.score).toMatchObject({threads: measured.tuned.threads, flashAttention: measured.tuned.flashAttention});
+        expect(measured.score.decodeTokensPerSecond).toBeGreaterThan(0);
+        expect(measured.score.prefillTokensPerSecond).toBeGreaterThan(0);
     });
 
     it("--compare-only records why a comparison failed, and the build then loads as if never compared", async () => {

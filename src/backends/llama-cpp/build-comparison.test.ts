@@ -1,5 +1,5 @@
 import {describe, expect, it} from "vitest";
-import {chooseRecordedBuild, judgeComparison, PAYS_AT, requestMs, scoreFromTuning} from "./build-comparison.js";
+import {chooseRecordedBuild, judgeComparison, PAYS_AT, requestMs} from "./build-comparison.js";
 import type {BinaryScore, BuildComparison, NativeBuildRecord} from "./native-build.js";
 
 const score = (decodeTokensPerSecond: number, prefillTokensPerSecond?: number): BinaryScore =>
@@ -10,19 +10,6 @@ const record: NativeBuildRecord = {
 };
 
 describe("native build against the prebuilt binary", () => {
-    it("scores a binary by what its autotuning chose: decode and prefill at the chosen flash attention, else decode at the chosen threads", () => {
-        const measurements = [{threads: 1, tokensPerSecond: 30}, {threads: 2, tokensPerSecond: 44}];
-        expect(scoreFromTuning({threads: 2, flashAttention: false, measurements, measuredAt: "x"}))
-            .toEqual({threads: 2, flashAttention: false, decodeTokensPerSecond: 44});
-        expect(scoreFromTuning({
-            threads: 2, flashAttention: true, measurements, measuredAt: "x", flashAttentionDepth: 192,
-            flashAttentionMeasurements: [
-                {flashAttention: false, tokensPerSecond: 47, prefillTokensPerSecond: 120},
-                {flashAttention: true, tokensPerSecond: 46, prefillTokensPerSecond: 136}
-            ]
-        })).toEqual({threads: 2, flashAttention: true, decodeTokensPerSecond: 46, prefillTokensPerSecond: 136});
-    });
-
     it("prices a request with as many prompt tokens as answer tokens", () => {
         expect(requestMs(score(50))).toBe(20);
         expect(requestMs(score(50, 200))).toBe(25);

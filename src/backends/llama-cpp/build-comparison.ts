@@ -11,21 +11,13 @@ import type {TunedThreads} from "./thread-tuning.js";
  * prebuilt binary on an AVX-512 host and no faster on an AVX2 one (docs/performance.md, run 14),
  * so it is measured, not assumed. Each binary loads the model in its own process, as `serve`
  * would (one libuv pool thread, the OpenMP wait policy, autotuned threads and flash attention,
- * the native decode loop), and its autotuning measurements are the score. Rounds alternate
- * which binary goes first; the verdict is the median of the per-round ratios.
+ * the native decode loop), and times prefill and decode at the settings it tuned
+ * (scripts/measure-binary.ts). Rounds alternate which binary goes first; the verdict is the
+ * median of the per-round ratios.
  */
 
 /** How much faster the local build must be to be loaded instead of the prebuilt binary (as for thread counts). */
 export const PAYS_AT = 1.05;
-
-/** What a binary's autotuning measured at the settings it chose. */
-export function scoreFromTuning(tuned: TunedThreads): BinaryScore {
-    const flash = tuned.flashAttentionMeasurements?.find((entry) => entry.flashAttention === tuned.flashAttention);
-    if (flash != null)
-        return {threads: tuned.threads, flashAttention: tuned.flashAttention, decodeTokensPerSecond: flash.tokensPerSecond, prefillTokensPerSecond: flash.prefillTokensPerSecond};
-    const decode = tuned.measurements.find((entry) => entry.threads === tuned.threads)?.tokensPerSecond ?? 0;
-    return {threads: tuned.threads, flashAttention: tuned.flashAttention, decodeTokensPerSecond: decode};
-}
 
 /** Milliseconds per prompt token plus per answer token: a request with as long an answer as its prompt. */
 export function requestMs(score: BinaryScore): number {
@@ -72,19 +64,23 @@ export function chooseRecordedBuild(record: NativeBuildRecord | undefined, setti
 
 export interface MeasuredBinary {
     build: {type: "prebuilt" | "localBuild"; reason: string};
+    /** What autotuning measured and chose (cached across rounds). */
     tuned: TunedThreads;
+    /** Requests timed at the tuned settings. */
+    score: BinaryScore;
 }
 
 const CHILD_SCRIPT = fileURLToPath(new URL("../../../scripts/measure-binary.ts", import.meta.url));
 
 /**
  * Loads `model` with the prebuilt binary, or the local build of `record`, in a child process
- * set up as `serve` runs (one libuv pool thread) and returns what its autotuning measured.
+ * set up as `serve` runs (one libuv pool thread), autotuned into `tuningFile` (a fresh temporary
+ * one when not given), and returns what it measured.
  */
-export async function measureBinary(options: {model: string; record?: NativeBuildRecord; timeoutMs?: number; env?: NodeJS.ProcessEnv}): Promise<MeasuredBinary> {
+export async function measureBinary(options: {model: string; record?: NativeBuildRecord; tuningFile?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv}): Promise<MeasuredBinary> {
     const dir = await mkdtemp(path.join(os.tmpdir(), "edge-llm-measure-"));
     try {
-        const args = ["--import", "tsx", CHILD_SCRIPT, "--model", options.model, "--tuning", path.join(dir, "tuning.json"),
+        const args = ["--import", "tsx", CHILD_SCRIPT, "--model", options.model, "--tuning", options.tuningFile ?? path.join(dir, "tuning.json"),
             ...(options.record == null ? [] : ["--record", JSON.stringify(options.record)])];
         const {code, stdout, stderr} = await new Promise<{code: number; stdout: string; stderr: string}>((resolve, reject) => {
             const child = spawn(process.execPath, args, {
@@ -114,17 +110,25 @@ export async function measureBinary(options: {model: string; record?: NativeBuil
 /** Measures both binaries on `model`, alternating which goes first, and judges. */
 export async function compareBuilds(options: {model: string; record: NativeBuildRecord; rounds?: number; log?: (message: string) => void; env?: NodeJS.ProcessEnv}): Promise<BuildComparison> {
     const rounds: BuildComparison["rounds"] = [];
-    const total = options.rounds ?? 3;
-    for (let round = 0; round < total; round++) {
-        const scores: Partial<Record<"prebuilt" | "local", BinaryScore>> = {};
-        for (const binary of round % 2 === 0 ? ["prebuilt", "local"] as const : ["local", "prebuilt"] as const) {
-            const measured = await measureBinary({model: options.model, record: binary === "local" ? options.record : undefined, env: options.env});
-            const expected = binary === "local" ? "localBuild" : "prebuilt";
-            if (measured.build.type !== expected) throw new Error(`the ${binary} binary did not load: ${measured.build.reason}`);
-            scores[binary] = scoreFromTuning(measured.tuned);
+    const total = options.rounds ?? 5;
+    // Each binary tunes once, in its first round, and keeps those settings: later rounds time the same thing.
+    const dir = await mkdtemp(path.join(os.tmpdir(), "edge-llm-compare-"));
+    try {
+        for (let round = 0; round < total; round++) {
+            const scores: Partial<Record<"prebuilt" | "local", BinaryScore>> = {};
+            for (const binary of round % 2 === 0 ? ["prebuilt", "local"] as const : ["local", "prebuilt"] as const) {
+                const measured = await measureBinary({
+                    model: options.model, record: binary === "local" ? options.record : undefined, tuningFile: path.join(dir, `${binary}.json`), env: options.env
+                });
+                const expected = binary === "local" ? "localBuild" : "prebuilt";
+                if (measured.build.type !== expected) throw new Error(`the ${binary} binary did not load: ${measured.build.reason}`);
+                scores[binary] = measured.score;
+            }
+            rounds.push({prebuilt: scores.prebuilt!, local: scores.local!});
+            options.log?.(`round ${round + 1}/${total}: prebuilt ${formatScore(scores.prebuilt!)}; local ${formatScore(scores.local!)}`);
         }
-        rounds.push({prebuilt: scores.prebuilt!, local: scores.local!});
-        options.log?.(`round ${round + 1}/${total}: prebuilt ${formatScore(scores.prebuilt!)}; local ${formatScore(scores.local!)}`);
+    } finally {
+        await rm(dir, {recursive: true, force: true});
     }
     return {model: path.basename(options.model), measuredAt: new Date().toISOString(), rounds, ...judgeComparison(rounds)};
 }

@@ -188,7 +188,7 @@ export async function tuneDecode(model: LlamaModel, {candidates, flashAttention,
  * hands tokens over in groups, so there the whole run is timed (its input is one token, decoded
  * like every other).
  */
-async function decodeRate(sequence: LlamaContextSequence, prompt: readonly Token[], tokens: number, loop?: NativeDecodeLoop): Promise<number> {
+export async function decodeRate(sequence: LlamaContextSequence, prompt: readonly Token[], tokens: number, loop?: NativeDecodeLoop): Promise<number> {
     if (loop != null) {
         if (prompt.length > 1) await sequence.evaluateWithoutGeneratingNewTokens(prompt.slice(0, -1) as Token[]);
         const started = performance.now();
