@@ -283,12 +283,15 @@ export function modelLoadOptions(settings: Settings, modelPath: string, signal?:
     };
 }
 
-/** llama.cpp, with the local build scripts/build-backend.ts recorded when there is one (and its OpenMP wait policy). */
-/** The recorded local build, unless a build is running (node-llama-cpp would wait on its lock; the prebuilt binary decodes then). */
+/**
+ * The recorded local build to load, unless a build is running (node-llama-cpp would wait on its
+ * lock; the prebuilt binary decodes then) or it measured no faster than the prebuilt binary.
+ */
 export async function loadableBuildRecord(settings: Settings) {
     return (await loadableRecordFile(path.resolve(settings.nativeBuildRecord), settings.nativeBuild)).record;
 }
 
+/** llama.cpp, with the local build scripts/build-backend.ts recorded when it is to be loaded (and its OpenMP wait policy). */
 export async function createLlamaCppBackend(settings: Settings, logger: Logger) {
     const {building, record: nativeBuild, skipped} = await loadableRecordFile(path.resolve(settings.nativeBuildRecord), settings.nativeBuild);
     // node-llama-cpp waits on the lock of a build in progress; the prebuilt binary runs until the build is done.

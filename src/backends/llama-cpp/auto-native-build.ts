@@ -1,10 +1,11 @@
 /**
  * The native CPU build by default: node-llama-cpp's prebuilt binary is generic, and a build of
  * its bundled llama.cpp for this CPU (OpenMP, -march=native) decoded a 1B Q4_0 model ~40% faster
- * on an AVX-512 host (and no faster on an AVX2 one). Where cmake and a C++ compiler exist and no build is recorded, `serve` starts that build
- * in a background process at low priority and keeps serving with the prebuilt binary; the next
- * start loads the native build if it measured faster than the prebuilt binary on the served model
- * (build-comparison.ts). A failed build is remembered and not retried on its own.
+ * on an AVX-512 host (and no faster on an AVX2 one). Where cmake and a C++ compiler exist and no
+ * build is recorded, `serve` starts that build in a background process at low priority and keeps
+ * serving with the prebuilt binary; the next start loads the native build if it measured faster
+ * than the prebuilt binary on the served model (build-comparison.ts). A failed build is
+ * remembered and not retried on its own.
  */
 import {execFile, spawn} from "node:child_process";
 import {existsSync, openSync, closeSync} from "node:fs";

@@ -39,7 +39,7 @@ export function judgeComparison(rounds: BuildComparison["rounds"]): {ratio: numb
     return {ratio: Math.round(ratio * 1000) / 1000, pays: ratio >= PAYS_AT};
 }
 
-/** E.g. "stories260K.gguf, 3 rounds: local 1,533 tok/s against prebuilt 1,619 (0.95×)". */
+/** E.g. "m.gguf, 5 rounds: local 2,680 tok/s decode against prebuilt 2,618, 1.067× the prebuilt binary's speed per request" (medians). */
 export function describeComparison(comparison: BuildComparison): string {
     const rate = (pick: (round: BuildComparison["rounds"][number]) => BinaryScore) =>
         Math.round(median(comparison.rounds.map((round) => pick(round).decodeTokensPerSecond))).toLocaleString("en-US");
