@@ -38,7 +38,7 @@ export interface LlamaCppBackendOptions {
     waitPolicy?: WaitPolicyChoice;
 }
 
-/** Which llama.cpp binary runs, and why (`edge-llm doctor`, /health). */
+/** Which llama.cpp binary runs, and why (`edge-llm doctor`, the start-up log). */
 export interface LlamaBuildInfo {
     type: "prebuilt" | "localBuild";
     /** The native/presets.json preset of a local build. */
