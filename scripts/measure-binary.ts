@@ -13,6 +13,7 @@ import {parseArgs} from "node:util";
 import type {Token} from "node-llama-cpp";
 import {LlamaCppBackend} from "../src/backends/llama-cpp/backend.js";
 import {CPU_BATCH_SIZE} from "../src/backends/llama-cpp/batch-size.js";
+import {median} from "../src/backends/llama-cpp/build-comparison.js";
 import type {BinaryScore, NativeBuildRecord} from "../src/backends/llama-cpp/native-build.js";
 import {loadDecodeLoopAddon} from "../src/backends/llama-cpp/native-loop/addon.js";
 import {NativeDecodeLoop} from "../src/backends/llama-cpp/native-loop/decode-loop.js";
@@ -76,9 +77,4 @@ async function timeRequests(threads: number, flashAttention: boolean): Promise<B
         await context.dispose();
         await model.dispose();
     }
-}
-
-function median(values: number[]) {
-    const sorted = [...values].sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)]!;
 }
