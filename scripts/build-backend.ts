@@ -8,9 +8,9 @@
  *   npx tsx scripts/build-backend.ts --compare-only --compare MODEL.gguf  # measure the recorded build again
  *
  * A build takes minutes and all cores (about 4 minutes for cpu-native on 2 cores). `--compare`
- * then measures a CPU build against the prebuilt binary on that model (both autotuned, in
- * separate processes, five rounds: under a minute for a tiny model, ~3 minutes for a 1B one on
- * 2 cores) and records whether it pays; `serve` loads it only if so.
+ * then measures a CPU build against the prebuilt binary on that model (both loaded and autotuned
+ * in their own processes, then requests timed on each alternately for at least 20 s) and records
+ * whether it pays; `serve` loads it only if so.
  */
 import {spawn} from "node:child_process";
 import {mkdir, rm, writeFile} from "node:fs/promises";

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import {afterAll, beforeAll, describe, expect, it} from "vitest";
 import {LlamaCppBackend} from "../src/backends/llama-cpp/backend.js";
-import {measureBinary} from "../src/backends/llama-cpp/build-comparison.js";
+import {startBinaryProcess} from "../src/backends/llama-cpp/build-comparison.js";
 import {readBuildRecord, writeBuildRecord, type NativeBuildRecord} from "../src/backends/llama-cpp/native-build.js";
 import {isStories260K, repoRoot, testModelPath} from "./helpers/model.js";
 import {isolatedEnv, runToEnd} from "./helpers/cli.js";
@@ -90,17 +90,22 @@ describe("a recorded local build", () => {
 });
 
 describe("a local build measured against the prebuilt binary", () => {
-    it("measures a binary the way serve loads it: its own process, one pool thread, autotuned, then timed", async () => {
-        const measured = await measureBinary({model: testModelPath, env: isolatedEnv({}, ["EDGE_LLM_", "NODE_LLAMA_CPP_"])});
-        expect(measured.build.type).toBe("prebuilt");
-        expect(measured.tuned.measurements.length).toBeGreaterThan(0);
-        expect(measured.tuned.measurements.map((entry) => entry.threads)).toContain(measured.tuned.threads);
-        for (const entry of measured.tuned.measurements) expect(entry.tokensPerSecond).toBeGreaterThan(0);
-        expect(measured.tuned.flashAttentionMeasurements?.map((entry) => entry.flashAttention)).toEqual([false, true]);
-        // Requests timed at the settings it tuned.
-        expect(measured.score).toMatchObject({threads: measured.tuned.threads, flashAttention: measured.tuned.flashAttention});
-        expect(measured.score.decodeTokensPerSecond).toBeGreaterThan(0);
-        expect(measured.score.prefillTokensPerSecond).toBeGreaterThan(0);
+    it("measures a binary the way serve loads it: its own process, one pool thread, autotuned, then requests timed on demand", async () => {
+        const running = await startBinaryProcess({model: testModelPath, tuningFile: path.join(tmp, "tuning.json"), env: isolatedEnv({}, ["EDGE_LLM_", "NODE_LLAMA_CPP_"])});
+        try {
+            const {build, tuned} = running.measured;
+            expect(build.type).toBe("prebuilt");
+            expect(tuned.measurements.map((entry) => entry.threads)).toContain(tuned.threads);
+            for (const entry of tuned.measurements) expect(entry.tokensPerSecond).toBeGreaterThan(0);
+            expect(tuned.flashAttentionMeasurements?.map((entry) => entry.flashAttention)).toEqual([false, true]);
+            for (let request = 0; request < 3; request++) {
+                const timing = await running.time();
+                expect(timing.prefillTokensPerSecond).toBeGreaterThan(0);
+                expect(timing.decodeTokensPerSecond).toBeGreaterThan(0);
+            }
+        } finally {
+            await running.close();
+        }
     });
 
     it("--compare-only records why a comparison failed, and the build then loads as if never compared", async () => {
@@ -120,7 +125,7 @@ describe("a local build measured against the prebuilt binary", () => {
         const score = (decodeTokensPerSecond: number) => ({threads: 1, flashAttention: false, decodeTokensPerSecond, prefillTokensPerSecond: 9000});
         await writeBuildRecord(record, {
             ...missingBuild,
-            comparison: {model: "m.gguf", measuredAt: "x", rounds: [{prebuilt: score(1600), local: score(1550)}], ratio: 0.97, pays: false}
+            comparison: {model: "m.gguf", measuredAt: "x", requests: 40, prebuilt: score(1600), local: score(1550), ratio: 0.97, pays: false}
         });
         const doctor = async (env: Record<string, string>) => {
             const {code, stdout, stderr} = await run([path.join(repoRoot, "src/cli/main.ts"), "doctor", "--json", "--gpu", "cpu", "--model", testModelPath],
@@ -130,7 +135,7 @@ describe("a local build measured against the prebuilt binary", () => {
         };
         const skipped = await doctor({});
         expect(skipped.type).toBe("prebuilt");
-        expect(skipped.reason).toMatch(/^the local build "cpu-native" measured no faster than the prebuilt binary here \(m\.gguf, 1 round: local 1,550 tok\/s decode against prebuilt 1,600, /);
+        expect(skipped.reason).toMatch(/^the local build "cpu-native" measured no faster than the prebuilt binary here \(m\.gguf, 40 requests each: local 1,550 tok\/s decode, 9,000 prefill against prebuilt 1,600 tok\/s decode, 9,000 prefill: /);
         // "on" tries the recorded build, which was never built here.
         const forced = await doctor({EDGE_LLM_NATIVE_BUILD: "on"});
         expect(forced.type).toBe("prebuilt");

@@ -2,28 +2,35 @@ import {spawn} from "node:child_process";
 import {mkdtemp, rm} from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import {createInterface} from "node:readline";
 import {fileURLToPath} from "node:url";
 import type {BinaryScore, BuildComparison, NativeBuildRecord} from "./native-build.js";
 import type {TunedThreads} from "./thread-tuning.js";
 
 /**
- * Whether the local CPU build pays on this machine: the build decodes ~40% faster than the
+ * Whether the local CPU build pays on this machine: the build decoded ~40% faster than the
  * prebuilt binary on an AVX-512 host and no faster on an AVX2 one (docs/performance.md, run 14),
  * so it is measured, not assumed. Each binary loads the model in its own process, as `serve`
  * would (one libuv pool thread, the OpenMP wait policy, autotuned threads and flash attention,
- * the native decode loop), and times prefill and decode at the settings it tuned
- * (scripts/measure-binary.ts). Rounds alternate which binary goes first; the verdict is the
- * median of the per-round ratios.
+ * the native decode loop; scripts/measure-binary.ts), and both stay loaded while requests are
+ * timed on one and then the other, alternately: this VM's speed swings by ~1.8× in phases of tens
+ * of seconds, which separate processes timed one after the other read as a difference between
+ * binaries. The verdict is the median of the per-pair ratios.
  */
 
 /** How much faster the local build must be to be loaded instead of the prebuilt binary (as for thread counts). */
 export const PAYS_AT = 1.05;
 
+/** One timed request: a 64-token prompt's prefill and a 64-token answer. */
+export interface RequestTiming {
+    prefillTokensPerSecond: number;
+    decodeTokensPerSecond: number;
+}
+
 /** Milliseconds per prompt token plus per answer token: a request with as long an answer as its prompt. */
-export function requestMs(score: BinaryScore): number {
-    const decode = score.decodeTokensPerSecond > 0 ? 1000 / score.decodeTokensPerSecond : Infinity;
-    const prefill = score.prefillTokensPerSecond == null ? 0 : score.prefillTokensPerSecond > 0 ? 1000 / score.prefillTokensPerSecond : Infinity;
-    return decode + prefill;
+export function requestMs(timing: RequestTiming): number {
+    const per = (tokensPerSecond: number) => tokensPerSecond > 0 ? 1000 / tokensPerSecond : Infinity;
+    return per(timing.decodeTokensPerSecond) + per(timing.prefillTokensPerSecond);
 }
 
 export function median(values: readonly number[]): number {
@@ -32,19 +39,18 @@ export function median(values: readonly number[]): number {
     return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-/** The verdict on paired measurements: ratio > 1 when the local build is faster. */
-export function judgeComparison(rounds: BuildComparison["rounds"]): {ratio: number; pays: boolean} {
-    if (rounds.length === 0) throw new Error("no rounds to judge");
-    const ratio = median(rounds.map(({prebuilt, local}) => requestMs(prebuilt) / requestMs(local)));
+/** The verdict on paired requests: ratio > 1 when the local build is faster. */
+export function judgeComparison(pairs: readonly {prebuilt: RequestTiming; local: RequestTiming}[]): {ratio: number; pays: boolean} {
+    if (pairs.length === 0) throw new Error("no requests to judge");
+    const ratio = median(pairs.map(({prebuilt, local}) => requestMs(prebuilt) / requestMs(local)));
     return {ratio: Math.round(ratio * 1000) / 1000, pays: ratio >= PAYS_AT};
 }
 
-/** E.g. "m.gguf, 5 rounds: local 2,680 tok/s decode against prebuilt 2,618, 1.067× the prebuilt binary's speed per request" (medians). */
+/** E.g. "m.gguf, 40 requests each: local 2,680 tok/s decode, 9,000 prefill against prebuilt 2,618, 7,000: 1.067× the prebuilt binary's speed per request" (medians). */
 export function describeComparison(comparison: BuildComparison): string {
-    const rate = (pick: (round: BuildComparison["rounds"][number]) => BinaryScore) =>
-        Math.round(median(comparison.rounds.map((round) => pick(round).decodeTokensPerSecond))).toLocaleString("en-US");
-    return `${comparison.model}, ${comparison.rounds.length} round${comparison.rounds.length === 1 ? "" : "s"}: ` +
-        `local ${rate((round) => round.local)} tok/s decode against prebuilt ${rate((round) => round.prebuilt)}, ` +
+    const rates = (score: BinaryScore) =>
+        `${Math.round(score.decodeTokensPerSecond).toLocaleString("en-US")} tok/s decode, ${Math.round(score.prefillTokensPerSecond).toLocaleString("en-US")} prefill`;
+    return `${comparison.model}, ${comparison.requests} requests each: local ${rates(comparison.local)} against prebuilt ${rates(comparison.prebuilt)}: ` +
         `${comparison.ratio}× the prebuilt binary's speed per request`;
 }
 
@@ -64,76 +70,122 @@ export function chooseRecordedBuild(record: NativeBuildRecord | undefined, setti
 
 export interface MeasuredBinary {
     build: {type: "prebuilt" | "localBuild"; reason: string};
-    /** What autotuning measured and chose (cached across rounds). */
+    /** What autotuning measured and chose. */
     tuned: TunedThreads;
-    /** Requests timed at the tuned settings. */
-    score: BinaryScore;
 }
 
 const CHILD_SCRIPT = fileURLToPath(new URL("../../../scripts/measure-binary.ts", import.meta.url));
+/** Loading and autotuning: a 7B model on a slow device takes minutes. */
+const READY_TIMEOUT_MS = 15 * 60_000;
+const REQUEST_TIMEOUT_MS = 5 * 60_000;
+
+/** A binary loaded in a child process set up as `serve` runs (one libuv pool thread), timing requests on demand. */
+export interface BinaryProcess {
+    measured: MeasuredBinary;
+    time(): Promise<RequestTiming>;
+    close(): Promise<void>;
+}
+
+/** Starts scripts/measure-binary.ts for the prebuilt binary, or the local build of `record`, and waits until it is loaded and tuned. */
+export async function startBinaryProcess(options: {model: string; record?: NativeBuildRecord; tuningFile: string; env?: NodeJS.ProcessEnv}): Promise<BinaryProcess> {
+    const name = options.record == null ? "prebuilt binary" : "local build";
+    const child = spawn(process.execPath, [
+        "--import", "tsx", CHILD_SCRIPT, "--model", options.model, "--tuning", options.tuningFile,
+        ...(options.record == null ? [] : ["--record", JSON.stringify(options.record)])
+    ], {cwd: path.resolve(path.dirname(CHILD_SCRIPT), ".."), env: {...(options.env ?? process.env), UV_THREADPOOL_SIZE: "1"}, stdio: ["pipe", "pipe", "pipe"]});
+    let stderr = "";
+    child.stderr.setEncoding("utf8").on("data", (text: string) => { stderr += text; });
+    child.stdin.on("error", () => {});  // a child that died is reported through `exited`
+    const lines: string[] = [];
+    let waiting: ((line: string | Error) => void) | undefined;
+    let exited: Error | undefined;
+    createInterface({input: child.stdout}).on("line", (line) => {
+        if (!line.startsWith("{")) return;
+        if (waiting != null) waiting(line);
+        else lines.push(line);
+    });
+    const closed = new Promise<void>((resolve) => child.once("close", (code, signal) => {
+        const why = stderr.trim().split("\n").filter((text) => text.trim() !== "").at(-1) ?? `exit code ${code ?? signal}`;
+        exited = new Error(`measuring the ${name} failed: ${why}`);
+        waiting?.(exited);
+        resolve();
+    }));
+    const next = <T>(timeoutMs: number) => new Promise<T>((resolve, reject) => {
+        if (lines.length > 0) return resolve(JSON.parse(lines.shift()!) as T);
+        if (exited != null) return reject(exited);
+        const timer = setTimeout(() => {
+            waiting = undefined;
+            child.kill();
+            reject(new Error(`measuring the ${name} timed out after ${timeoutMs / 1000} s`));
+        }, timeoutMs);
+        waiting = (line) => {
+            clearTimeout(timer);
+            waiting = undefined;
+            if (line instanceof Error) reject(line);
+            else resolve(JSON.parse(line) as T);
+        };
+    });
+    const close = async () => {
+        child.stdin.end();
+        const timer = setTimeout(() => child.kill(), 30_000);
+        await closed;
+        clearTimeout(timer);
+    };
+    try {
+        const measured = await next<MeasuredBinary>(READY_TIMEOUT_MS);
+        return {
+            measured,
+            time: () => {
+                child.stdin.write("time\n");
+                return next<RequestTiming>(REQUEST_TIMEOUT_MS);
+            },
+            close
+        };
+    } catch (error) {
+        await close();
+        throw error;
+    }
+}
 
 /**
- * Loads `model` with the prebuilt binary, or the local build of `record`, in a child process
- * set up as `serve` runs (one libuv pool thread), autotuned into `tuningFile` (a fresh temporary
- * one when not given), and returns what it measured.
+ * Loads both binaries (one after the other, so their autotuning does not overlap), then times
+ * requests on each alternately, switching which goes first every pair, until `minRequests`
+ * pairs and `minMs` have passed (at most `maxRequests`), and judges.
  */
-export async function measureBinary(options: {model: string; record?: NativeBuildRecord; tuningFile?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv}): Promise<MeasuredBinary> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), "edge-llm-measure-"));
-    try {
-        const args = ["--import", "tsx", CHILD_SCRIPT, "--model", options.model, "--tuning", options.tuningFile ?? path.join(dir, "tuning.json"),
-            ...(options.record == null ? [] : ["--record", JSON.stringify(options.record)])];
-        const {code, stdout, stderr} = await new Promise<{code: number; stdout: string; stderr: string}>((resolve, reject) => {
-            const child = spawn(process.execPath, args, {
-                cwd: path.resolve(path.dirname(CHILD_SCRIPT), ".."),
-                env: {...(options.env ?? process.env), UV_THREADPOOL_SIZE: "1"},
-                stdio: ["ignore", "pipe", "pipe"],
-                timeout: options.timeoutMs ?? 600_000
-            });
-            let out = "";
-            let err = "";
-            child.stdout.on("data", (chunk: Buffer) => out += chunk.toString());
-            child.stderr.on("data", (chunk: Buffer) => err += chunk.toString());
-            child.once("error", reject);
-            child.once("close", (exitCode, signal) => resolve({code: exitCode ?? (signal == null ? 1 : 128), stdout: out, stderr: err}));
-        });
-        const line = stdout.trim().split("\n").at(-1) ?? "";
-        if (code !== 0 || !line.startsWith("{")) {
-            const why = stderr.trim().split("\n").filter((text) => text.trim() !== "").at(-1) ?? `exit code ${code}`;
-            throw new Error(`measuring the ${options.record == null ? "prebuilt binary" : "local build"} failed: ${why}`);
-        }
-        return JSON.parse(line) as MeasuredBinary;
-    } finally {
-        await rm(dir, {recursive: true, force: true});
-    }
-}
-
-/** Measures both binaries on `model`, alternating which goes first, and judges. */
-export async function compareBuilds(options: {model: string; record: NativeBuildRecord; rounds?: number; log?: (message: string) => void; env?: NodeJS.ProcessEnv}): Promise<BuildComparison> {
-    const rounds: BuildComparison["rounds"] = [];
-    const total = options.rounds ?? 5;
-    // Each binary tunes once, in its first round, and keeps those settings: later rounds time the same thing.
+export async function compareBuilds(options: {
+    model: string; record: NativeBuildRecord; minRequests?: number; minMs?: number; maxRequests?: number;
+    log?: (message: string) => void; env?: NodeJS.ProcessEnv;
+}): Promise<BuildComparison> {
+    const {minRequests = 10, minMs = 20_000, maxRequests = 200} = options;
     const dir = await mkdtemp(path.join(os.tmpdir(), "edge-llm-compare-"));
+    const started: BinaryProcess[] = [];
     try {
-        for (let round = 0; round < total; round++) {
-            const scores: Partial<Record<"prebuilt" | "local", BinaryScore>> = {};
-            for (const binary of round % 2 === 0 ? ["prebuilt", "local"] as const : ["local", "prebuilt"] as const) {
-                const measured = await measureBinary({
-                    model: options.model, record: binary === "local" ? options.record : undefined, tuningFile: path.join(dir, `${binary}.json`), env: options.env
-                });
-                const expected = binary === "local" ? "localBuild" : "prebuilt";
-                if (measured.build.type !== expected) throw new Error(`the ${binary} binary did not load: ${measured.build.reason}`);
-                scores[binary] = measured.score;
-            }
-            rounds.push({prebuilt: scores.prebuilt!, local: scores.local!});
-            options.log?.(`round ${round + 1}/${total}: prebuilt ${formatScore(scores.prebuilt!)}; local ${formatScore(scores.local!)}`);
+        const binaries = {} as Record<"prebuilt" | "local", BinaryProcess>;
+        for (const binary of ["prebuilt", "local"] as const) {
+            const running = await startBinaryProcess({model: options.model, record: binary === "local" ? options.record : undefined, tuningFile: path.join(dir, `${binary}.json`), env: options.env});
+            started.push(running);
+            const expected = binary === "local" ? "localBuild" : "prebuilt";
+            if (running.measured.build.type !== expected) throw new Error(`the ${binary} binary did not load: ${running.measured.build.reason}`);
+            binaries[binary] = running;
+            options.log?.(`${binary}: ${running.measured.tuned.threads} thread${running.measured.tuned.threads === 1 ? "" : "s"}, flash attention ${running.measured.tuned.flashAttention ? "on" : "off"} (autotuned)`);
         }
+        const pairs: {prebuilt: RequestTiming; local: RequestTiming}[] = [];
+        const begin = performance.now();
+        while (pairs.length < maxRequests && (pairs.length < minRequests || performance.now() - begin < minMs)) {
+            const pair = {} as {prebuilt: RequestTiming; local: RequestTiming};
+            for (const binary of pairs.length % 2 === 0 ? ["prebuilt", "local"] as const : ["local", "prebuilt"] as const)
+                pair[binary] = await binaries[binary].time();
+            pairs.push(pair);
+        }
+        const score = (binary: "prebuilt" | "local"): BinaryScore => ({
+            threads: binaries[binary].measured.tuned.threads,
+            flashAttention: binaries[binary].measured.tuned.flashAttention,
+            decodeTokensPerSecond: Math.round(median(pairs.map((pair) => pair[binary].decodeTokensPerSecond))),
+            prefillTokensPerSecond: Math.round(median(pairs.map((pair) => pair[binary].prefillTokensPerSecond)))
+        });
+        return {model: path.basename(options.model), measuredAt: new Date().toISOString(), requests: pairs.length, prebuilt: score("prebuilt"), local: score("local"), ...judgeComparison(pairs)};
     } finally {
+        for (const running of started) await running.close();
         await rm(dir, {recursive: true, force: true});
     }
-    return {model: path.basename(options.model), measuredAt: new Date().toISOString(), rounds, ...judgeComparison(rounds)};
-}
-
-function formatScore(score: BinaryScore) {
-    return `${score.decodeTokensPerSecond} tok/s decode${score.prefillTokensPerSecond == null ? "" : `, ${score.prefillTokensPerSecond} prefill`} ` +
-        `(${score.threads} thread${score.threads === 1 ? "" : "s"}, flash attention ${score.flashAttention ? "on" : "off"})`;
 }

@@ -24,19 +24,23 @@ export type NativePreset = z.infer<typeof presetSchema>;
 
 const presetsFileSchema = z.object({presets: z.record(z.string(), presetSchema)}).loose();
 
+/** A binary's autotuned settings and the medians of its timed requests. */
 const binaryScoreSchema = z.object({
     threads: z.number(),
     flashAttention: z.boolean(),
     decodeTokensPerSecond: z.number(),
-    prefillTokensPerSecond: z.number().optional()
+    prefillTokensPerSecond: z.number()
 });
 
 /** The local build measured against the prebuilt binary on a model (src/backends/llama-cpp/build-comparison.ts). */
 const comparisonSchema = z.object({
     model: z.string(),
     measuredAt: z.string(),
-    rounds: z.array(z.object({prebuilt: binaryScoreSchema, local: binaryScoreSchema})),
-    /** Median over the rounds of the prebuilt binary's time per request over the local build's: > 1 when the local build is faster. */
+    /** Requests timed per binary, alternating with the other binary's. */
+    requests: z.number(),
+    prebuilt: binaryScoreSchema,
+    local: binaryScoreSchema,
+    /** Median over request pairs of the prebuilt binary's time per request over the local build's: > 1 when the local build is faster. */
     ratio: z.number(),
     pays: z.boolean()
 });
