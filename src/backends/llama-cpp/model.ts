@@ -5,6 +5,7 @@ import {LlamaDetokenizer} from "./detokenizer.js";
 import {InvalidRequestError} from "../../runtime/errors.js";
 import {LlamaCppSequence} from "./sequence.js";
 import {BatchGatherer} from "./batch-gather.js";
+import {gateFirstSampleAfterDecode} from "./sample-gate.js";
 import type {NativeDecodeLoop} from "./native-loop/decode-loop.js";
 import {DraftModelSource, vocabularySize} from "./draft-model.js";
 import type {AcceptanceOptions} from "../../speculative/acceptance.js";
@@ -26,6 +27,7 @@ export class LlamaCppModel implements BackendModel {
         speculationTuning?: AcceptanceOptions,
         nativeLoop?: NativeDecodeLoop
     ) {
+        if (context.totalSequences > 1) gateFirstSampleAfterDecode(context);
         const gatherer = context.totalSequences > 1 ? BatchGatherer.install(context) : undefined;
         this.sequences = Array.from({length: context.totalSequences}, (_, index) =>
             new LlamaCppSequence(index, context.getSequence({contextShift: {strategy: "eraseBeginning"}}), model, {
