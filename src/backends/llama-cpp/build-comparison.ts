@@ -46,7 +46,7 @@ export function judgeComparison(pairs: readonly {prebuilt: RequestTiming; local:
     return {ratio: Math.round(ratio * 1000) / 1000, pays: ratio >= PAYS_AT};
 }
 
-/** E.g. "m.gguf, 40 requests each: local 2,680 tok/s decode, 9,000 prefill against prebuilt 2,618, 7,000: 1.067× the prebuilt binary's speed per request" (medians). */
+/** E.g. "m.gguf, 40 requests each: local 2,680 tok/s decode, 9,000 prefill against prebuilt 2,618 tok/s decode, 7,000 prefill: 1.067× the prebuilt binary's speed per request" (medians). */
 export function describeComparison(comparison: BuildComparison): string {
     const rates = (score: BinaryScore) =>
         `${Math.round(score.decodeTokensPerSecond).toLocaleString("en-US")} tok/s decode, ${Math.round(score.prefillTokensPerSecond).toLocaleString("en-US")} prefill`;
